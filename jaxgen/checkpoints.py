@@ -1,0 +1,92 @@
+"""Orbax checkpoints: one per epoch for resumable training, plus exported parameter sets."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointExistsError(RuntimeError):
+    """A fresh run was asked to write where an earlier run's checkpoints are."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be read."""
+
+
+def _abstract(tree):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+class EpochCheckpointer:
+    """Saves (state, history) after every epoch and restores the latest one."""
+
+    def __init__(self, directory: str | Path, max_to_keep: int = 2):
+        self.directory = Path(directory).resolve()
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+    def latest_epoch(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, epoch: int, state, history: dict) -> None:
+        self._manager.save(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)))
+        self._manager.wait_until_finished()
+
+    def restore(self, like_state):
+        """(epoch, state, history) of the latest checkpoint, laid out like `like_state`."""
+        epoch = self.latest_epoch()
+        try:
+            restored = self._manager.restore(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(_abstract(like_state)), history=ocp.args.JsonRestore()))
+        except Exception as error:
+            raise CorruptCheckpointError(
+                f"The checkpoint for epoch {epoch} in {self.directory} could not be read ({error}). "
+                "Delete that folder (or pass --overwrite) to train from scratch.") from error
+        return epoch, restored.state, restored.history
+
+    def close(self):
+        self._manager.close()
+
+
+def prepare_run_directory(directory: str | Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a fresh run on top of existing checkpoints unless told what to do."""
+    directory = Path(directory)
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    if overwrite:
+        shutil.rmtree(directory)
+    elif not resume:
+        raise CheckpointExistsError(
+            f"{directory} already holds checkpoints of an earlier run. Pass --resume to continue "
+            "(or reuse) it, --overwrite to discard it, or choose another --out.")
+
+
+def save_params(directory: str | Path, params, metadata: dict | None = None) -> None:
+    """Export a finished model's parameters (and a JSON of how to rebuild it)."""
+    directory = Path(directory).resolve()
+    if directory.exists():
+        shutil.rmtree(directory)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(directory / "params", params)
+    checkpointer.wait_until_finished()
+    (directory / "metadata.json").write_text(json.dumps(metadata or {}, indent=2))
+
+
+def load_params(directory: str | Path, like_params=None):
+    """(params, metadata) saved by `save_params`."""
+    directory = Path(directory).resolve()
+    if not (directory / "params").exists():
+        raise FileNotFoundError(f"No exported parameters in {directory} (expected {directory}/params). "
+                                "Train the model first, or point at the right folder.")
+    try:
+        params = ocp.StandardCheckpointer().restore(
+            directory / "params", _abstract(like_params) if like_params is not None else None)
+    except Exception as error:
+        raise CorruptCheckpointError(f"{directory}/params could not be read ({error}).") from error
+    metadata = json.loads((directory / "metadata.json").read_text()) if (directory / "metadata.json").exists() else {}
+    return params, metadata

@@ -1,0 +1,90 @@
+"""Image-quality and likelihood metrics, per image, for float images in [0, data_range]."""
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxgen import losses
+
+
+def _mean_per_image(x):
+    return x.reshape(x.shape[0], -1).mean(axis=1)
+
+
+def mse(a, b):
+    return _mean_per_image(jnp.square(a - b))
+
+
+def mae(a, b):
+    return _mean_per_image(jnp.abs(a - b))
+
+
+def psnr(a, b, data_range: float = 1.0):
+    """Peak signal-to-noise ratio in dB, per image (infinite for identical images)."""
+    return 10.0 * jnp.log10(data_range ** 2 / mse(a, b))
+
+
+def _gaussian_window(size: int, sigma: float):
+    x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2.0
+    w = jnp.exp(-0.5 * jnp.square(x / sigma))
+    return w / w.sum()
+
+
+def _filter_valid(images, window):
+    """Separable 'valid' Gaussian filtering of NHWC images, channel by channel."""
+    n, h, w, c = images.shape
+    x = images.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+    size = window.shape[0]
+    kernel_h = window.reshape(size, 1, 1, 1)
+    kernel_w = window.reshape(1, size, 1, 1)
+    dims = ("NHWC", "HWIO", "NHWC")
+    x = jax.lax.conv_general_dilated(x, kernel_h, (1, 1), "VALID", dimension_numbers=dims)
+    x = jax.lax.conv_general_dilated(x, kernel_w, (1, 1), "VALID", dimension_numbers=dims)
+    return x.reshape(n, c, x.shape[1], x.shape[2]).transpose(0, 2, 3, 1)
+
+
+def ssim(a, b, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03):
+    """Structural similarity per image (Wang et al. 2004), Gaussian window, averaged over
+    valid positions and channels. Matches scikit-image's structural_similarity with
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False."""
+    if a.shape[1] < window_size or a.shape[2] < window_size:
+        window_size = min(a.shape[1], a.shape[2]) // 2 * 2 - 1  # small images: largest odd window
+    window = _gaussian_window(window_size, sigma)
+    mu_a, mu_b = _filter_valid(a, window), _filter_valid(b, window)
+    var_a = _filter_valid(a * a, window) - mu_a ** 2
+    var_b = _filter_valid(b * b, window) - mu_b ** 2
+    cov = _filter_valid(a * b, window) - mu_a * mu_b
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return _mean_per_image(ssim_map)
+
+
+def neg_elbo_bernoulli(logits, targets, mean, logvar):
+    """Negative ELBO in nats per image: Bernoulli NLL summed over pixels plus the analytic KL."""
+    return losses.bernoulli_nll(logits, targets) + losses.gaussian_kl(mean, logvar)
+
+
+def iw_log_likelihood(rng, images, mean, logvar, decode_logits: Callable, num_samples: int,
+                      chunk: int = 100):
+    """Importance-weighted estimate of log p(x) (Burda et al. 2016) for a Bernoulli-decoder VAE.
+
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,  z_k ~ q(z|x).
+    Samples are drawn `chunk` at a time to bound memory. Returns one value per image (nats).
+    """
+    if num_samples % chunk:
+        raise ValueError(f"num_samples={num_samples} must be a multiple of chunk={chunk}")
+    batch = images.shape[0]
+
+    def log_weights(_, key):
+        eps = jax.random.normal(key, (chunk,) + mean.shape)
+        z = mean + jnp.exp(0.5 * logvar) * eps  # (chunk, B, D)
+        logits = decode_logits(z.reshape(chunk * batch, -1))
+        targets = jnp.broadcast_to(images, (chunk,) + images.shape).reshape((chunk * batch,) + images.shape[1:])
+        log_px_z = -losses.bernoulli_nll(logits, targets).reshape(chunk, batch)
+        return None, log_px_z + losses.log_standard_normal(z) - losses.log_normal(z, mean, logvar)
+
+    keys = jax.random.split(rng, num_samples // chunk)
+    _, weights = jax.lax.scan(log_weights, None, keys)
+    weights = weights.reshape(num_samples, batch)
+    return jax.scipy.special.logsumexp(weights, axis=0) - jnp.log(float(num_samples))

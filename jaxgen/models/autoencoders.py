@@ -1,0 +1,92 @@
+"""The autoencoder family as flax.linen modules.
+
+Every VAE exposes `encode(x) -> (mean, logvar)`, `decode(z) -> logits` and
+`__call__(x, rng) -> (logits, mean, logvar)`; images are NHWC floats in [0, 1] and
+decoders return logits (apply a sigmoid for pixels).
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen.models.layers import UpConv
+
+
+def reparameterize(rng, mean, logvar):
+    """z = mean + sigma * eps, eps ~ N(0, I): a sample of q(z|x) that gradients pass through."""
+    return mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mean.shape, mean.dtype)
+
+
+class MLPVAE(nn.Module):
+    """Fully connected VAE: flatten -> hidden ReLU layers -> (mean, logvar); mirrored decoder."""
+    hidden: Sequence[int] = (300, 300)
+    latent_dim: int = 20
+    image_shape: Sequence[int] = (28, 28, 1)
+
+    def setup(self):
+        self.encoder_layers = [nn.Dense(width) for width in self.hidden]
+        self.to_mean = nn.Dense(self.latent_dim)
+        self.to_logvar = nn.Dense(self.latent_dim)
+        self.decoder_layers = [nn.Dense(width) for width in reversed(self.hidden)]
+        self.to_pixels = nn.Dense(int(np.prod(self.image_shape)))
+
+    def encode(self, x):
+        h = x.reshape(x.shape[0], -1)
+        for layer in self.encoder_layers:
+            h = nn.relu(layer(h))
+        return self.to_mean(h), self.to_logvar(h)
+
+    def decode(self, z):
+        h = z
+        for layer in self.decoder_layers:
+            h = nn.relu(layer(h))
+        return self.to_pixels(h).reshape((z.shape[0],) + tuple(self.image_shape))
+
+    def __call__(self, x, rng):
+        mean, logvar = self.encode(x)
+        return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
+
+
+# PyTorch's (kernel 4, stride 2, padding 1): halves the spatial size; UpConv doubles it.
+DOWN = dict(kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+class MnistConvVAE(nn.Module):
+    """The MNIST study's conv VAE, layer for layer (1,749,481 parameters at latent 20):
+    Conv32/4/2 -> Conv64/4/2 -> FC256 -> FC128 -> (mean, logvar) | FC128 -> FC256 ->
+    FC 64*7*7 -> ConvT32/4/2 -> ConvT1/4/2."""
+    latent_dim: int = 20
+
+    def setup(self):
+        self.conv1 = nn.Conv(32, **DOWN)
+        self.conv2 = nn.Conv(64, **DOWN)
+        self.enc_fc1 = nn.Dense(256)
+        self.enc_fc2 = nn.Dense(128)
+        self.to_mean = nn.Dense(self.latent_dim)
+        self.to_logvar = nn.Dense(self.latent_dim)
+        self.dec_fc1 = nn.Dense(128)
+        self.dec_fc2 = nn.Dense(256)
+        self.dec_fc3 = nn.Dense(64 * 7 * 7)
+        self.deconv1 = UpConv(32)
+        self.deconv2 = UpConv(1)
+
+    def encode(self, x):
+        h = nn.relu(self.conv1(x))
+        h = nn.relu(self.conv2(h))
+        h = h.reshape(h.shape[0], -1)
+        h = nn.relu(self.enc_fc1(h))
+        h = nn.relu(self.enc_fc2(h))
+        return self.to_mean(h), self.to_logvar(h)
+
+    def decode(self, z):
+        h = nn.relu(self.dec_fc1(z))
+        h = nn.relu(self.dec_fc2(h))
+        h = nn.relu(self.dec_fc3(h)).reshape(z.shape[0], 7, 7, 64)
+        h = nn.relu(self.deconv1(h))
+        return self.deconv2(h)
+
+    def __call__(self, x, rng):
+        mean, logvar = self.encode(x)
+        return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
