@@ -204,13 +204,15 @@ def load(name: str, split: str = "train", data_dir: str | os.PathLike | None = N
 
 
 def _load_tfds(tfds_name: str, split: str) -> Dataset:
+    """Read a TFDS split through its random-access data source, which needs no TensorFlow."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(tfds_name)
     builder.download_and_prepare()
-    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    images = np.asarray(arrays["image"], dtype=np.uint8)
-    labels = np.asarray(arrays.get("label", np.full(len(images), -1)), dtype=np.int64)
+    source = builder.as_data_source(split=split)
+    examples = [source[i] for i in range(len(source))]
+    images = np.stack([np.asarray(e["image"], dtype=np.uint8) for e in examples])
+    labels = np.array([int(e.get("label", -1)) for e in examples], dtype=np.int64)
     names = tuple(builder.info.features["label"].names) if "label" in builder.info.features else ()
     return Dataset(images, labels, names, f"tfds:{tfds_name}")
 

@@ -65,26 +65,16 @@ def neg_elbo_bernoulli(logits, targets, mean, logvar):
     return losses.bernoulli_nll(logits, targets) + losses.gaussian_kl(mean, logvar)
 
 
-def iw_log_likelihood(rng, images, mean, logvar, decode_logits: Callable, num_samples: int,
-                      chunk: int = 100):
+def iw_log_likelihood(rng, images, mean, logvar, decode_logits: Callable, num_samples: int):
     """Importance-weighted estimate of log p(x) (Burda et al. 2016) for a Bernoulli-decoder VAE.
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,  z_k ~ q(z|x).
-    Samples are drawn `chunk` at a time to bound memory. Returns one value per image (nats).
+    All K samples are decoded in one batch (keep the image batch small). Returns nats per image.
     """
-    if num_samples % chunk:
-        raise ValueError(f"num_samples={num_samples} must be a multiple of chunk={chunk}")
     batch = images.shape[0]
-
-    def log_weights(_, key):
-        eps = jax.random.normal(key, (chunk,) + mean.shape)
-        z = mean + jnp.exp(0.5 * logvar) * eps  # (chunk, B, D)
-        logits = decode_logits(z.reshape(chunk * batch, -1))
-        targets = jnp.broadcast_to(images, (chunk,) + images.shape).reshape((chunk * batch,) + images.shape[1:])
-        log_px_z = -losses.bernoulli_nll(logits, targets).reshape(chunk, batch)
-        return None, log_px_z + losses.log_standard_normal(z) - losses.log_normal(z, mean, logvar)
-
-    keys = jax.random.split(rng, num_samples // chunk)
-    _, weights = jax.lax.scan(log_weights, None, keys)
-    weights = weights.reshape(num_samples, batch)
-    return jax.scipy.special.logsumexp(weights, axis=0) - jnp.log(float(num_samples))
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(rng, (num_samples,) + mean.shape)  # (K, B, D)
+    logits = decode_logits(z.reshape(num_samples * batch, -1))
+    targets = jnp.broadcast_to(images, (num_samples,) + images.shape).reshape(logits.shape)
+    log_px_z = -losses.bernoulli_nll(logits, targets).reshape(num_samples, batch)
+    log_weights = log_px_z + losses.log_standard_normal(z) - losses.log_normal(z, mean, logvar)
+    return jax.scipy.special.logsumexp(log_weights, axis=0) - jnp.log(float(num_samples))

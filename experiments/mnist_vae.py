@@ -1,0 +1,284 @@
+"""The MNIST VAE study: MLP and conv VAEs, a digit classifier as judge, interpolation, latent structure.
+
+    python -m experiments.mnist_vae            # full budget, ~30 min on 2 CPU cores
+    python -m experiments.mnist_vae --quick    # same code path, tiny budget, < 2 min
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+from experiments.common import StudyOutput, markdown_table, study_parser
+from jaxgen import checkpoints, data, latent, metrics, objectives, plots, train
+from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
+from jaxgen.models.classifiers import DigitCNN
+
+NAME = "mnist_vae"
+
+
+@dataclass(frozen=True)
+class Budget:
+    vae_epochs: int = 25
+    classifier_epochs: int = 4
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    train_examples: int | None = None  # None: all 60,000
+    test_examples: int | None = None  # None: all 10,000
+    iw_samples: int = 1000  # importance samples per image
+    iw_images: int = 1000  # seeded subset of the test set
+    prior_samples: int = 1000  # decoded, classified and embedded with t-SNE
+
+
+FULL = Budget()
+QUICK = Budget(vae_epochs=2, classifier_epochs=1, train_examples=1024, test_examples=500,
+               iw_samples=50, iw_images=20, prior_samples=200)
+
+LATENT_DIM = 20
+MLP_WIDTHS = {"fc_100": (100, 100), "fc_200": (200, 200), "fc_300": (300, 300)}
+INTERPOLATION_PAIRS = [(4, 7), (3, 8), (0, 6)]
+INTERPOLATION_STEPS = 10
+SHOWN_PRIOR_SAMPLES = 15
+MANIFOLD_SIZE = 20
+
+
+def subset(dataset: data.Dataset, n: int | None) -> data.Dataset:
+    return dataset if n is None else replace(dataset, images=dataset.images[:n], labels=dataset.labels[:n])
+
+
+def init_params(model, rng, *example_args):
+    return model.init(rng, *example_args)
+
+
+def train_model(name, model, params, objective, train_set, test_set, budget, epochs, args, output):
+    config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
+                               seed=args.seed)
+    state = train.create_train_state(params, train.adam(config))
+    state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir(name),
+                               resume=args.resume, overwrite=args.overwrite, desc=name)
+    return state.params, history
+
+
+def encode_means(model, params, images, batch_size=500):
+    def per_batch(batch, _):
+        return model.apply(params, data.to_float_jax(batch["image"]), method=model.encode)[0]
+    return train.batched_apply(per_batch, {"image": images}, batch_size)
+
+
+def decode_pixels(model, params, z):
+    return np.asarray(jax.nn.sigmoid(jax.jit(lambda p, z: model.apply(p, z, method=model.decode))(params, z)))
+
+
+def reconstruction_metrics(model, params, images, seed, batch_size=500):
+    """Test metrics of the mean reconstruction sigmoid(D(mu(x))), plus the negative ELBO terms."""
+    def per_batch(batch, _):
+        x = data.to_float_jax(batch["image"])
+        mean, _ = model.apply(params, x, method=model.encode)
+        recon = jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
+        return {"mse": metrics.mse(recon, x), "mae": metrics.mae(recon, x),
+                "psnr": metrics.psnr(recon, x), "ssim": metrics.ssim(recon, x)}
+    per_image = train.batched_apply(per_batch, {"image": images}, batch_size)
+    scores = {k: float(np.mean(v)) for k, v in per_image.items()}
+    elbo = train.evaluate(objectives.vae_objective(model), params, images, np.zeros(len(images), np.int64),
+                          batch_size, seed)
+    scores.update(neg_elbo=elbo["loss"], recon=elbo["recon"], kl=elbo["kl"])
+    return scores
+
+
+def importance_weighted_nll(model, params, images, num_samples, seed, images_per_call=2):
+    """-log p(x) in nats per image, estimated with `num_samples` importance samples."""
+    base_rng = jax.random.key(seed + 12345)
+    decode = lambda z: model.apply(params, z, method=model.decode)  # noqa: E731
+
+    def per_batch(batch, index):
+        x = data.to_float_jax(batch["image"])
+        mean, logvar = model.apply(params, x, method=model.encode)
+        return -metrics.iw_log_likelihood(jax.random.fold_in(base_rng, index), x, mean, logvar, decode, num_samples)
+    return train.batched_apply(per_batch, {"image": images}, images_per_call, desc="IW log-likelihood")
+
+
+def classify(model, params, images, batch_size=500):
+    def per_batch(batch, _):
+        return jax.nn.softmax(model.apply(params, batch["image"]))
+    return train.batched_apply(per_batch, {"image": images}, batch_size)
+
+
+def to_uint8(pixels):
+    return np.clip(np.round(np.asarray(pixels) * 255), 0, 255).astype(np.uint8)
+
+
+def first_of_class(labels, digit, rng):
+    """A seeded random test example of class `digit`."""
+    return int(rng.choice(np.flatnonzero(labels == digit)))
+
+
+def main(argv=None):
+    args = study_parser(NAME, __doc__.splitlines()[0]).parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    output = StudyOutput(NAME, args)
+    train_set = subset(data.load("mnist", "train", args.data_dir), budget.train_examples)
+    test_set = subset(data.load("mnist", "test", args.data_dir), budget.test_examples)
+    rng = jax.random.key(args.seed)
+    x_example = np.zeros((1, 28, 28, 1), np.float32)
+    results = {"dataset": "mnist", "data_source": train_set.source, "budget": "quick" if args.quick else "full",
+               "seed": args.seed, "config": budget.__dict__, "latent_dim": LATENT_DIM}
+    report = [f"# MNIST VAE study\n\nData: `{train_set.source}` ({len(train_set):,} train / {len(test_set):,} test "
+              f"images, grey levels in [0, 1]). Budget: {results['budget']}, seed {args.seed}.\n"]
+
+    # 1-2. Three MLP VAEs, the conv VAE and the 2-D-latent MLP VAE, all with BCE + analytic KL.
+    vaes = {name: MLPVAE(widths, LATENT_DIM) for name, widths in MLP_WIDTHS.items()}
+    vaes["conv"] = MnistConvVAE(LATENT_DIM)
+    vaes["fc_2d"] = MLPVAE((300, 300), 2)
+    params, histories = {}, {}
+    for i, (name, model) in enumerate(vaes.items()):
+        initial = init_params(model, jax.random.fold_in(rng, i), x_example, jax.random.key(0))
+        params[name], histories[name] = train_model(name, model, initial, objectives.vae_objective(model),
+                                                    train_set, test_set, budget, budget.vae_epochs, args, output)
+        n_params = sum(x.size for x in jax.tree.leaves(params[name]))
+        scores = reconstruction_metrics(model, params[name], test_set.images, args.seed)
+        results[name] = {"test_neg_elbo": scores["neg_elbo"], "test": scores, "history": histories[name],
+                         "num_params": n_params}
+        prior_z = jax.random.normal(jax.random.fold_in(rng, 100 + i), (SHOWN_PRIOR_SAMPLES, model.latent_dim))
+        plots.image_grid(decode_pixels(model, params[name], prior_z), output.figure(f"prior_samples_{name}.png"),
+                         ncols=SHOWN_PRIOR_SAMPLES, title=f"{name}: decoded N(0, I) samples")
+        originals = test_set.images[:12].astype(np.float32) / 255
+        recon = decode_pixels(model, params[name], encode_means(model, params[name], test_set.images[:12]))
+        plots.image_grid(np.concatenate([originals, recon]), output.figure(f"reconstructions_{name}.png"), ncols=12,
+                         row_labels=["original", "reconstructed"], title=f"{name}: test reconstructions")
+    checkpoints.save_params(output.model_dir("conv_vae"), params["conv"],
+                            {"model": "MnistConvVAE", "latent_dim": LATENT_DIM})
+    plots.loss_curves({k: histories[k] for k in MLP_WIDTHS}, ["loss", "recon", "kl"],
+                      output.figure("loss_curves_mlp.png"), "MLP VAEs: negative ELBO, reconstruction, KL (nats)")
+    plots.loss_curves({k: histories[k] for k in ("conv", "fc_2d")}, ["loss", "recon", "kl"],
+                      output.figure("loss_curves_conv_2d.png"), "Conv VAE and 2-D-latent VAE")
+
+    # The importance-weighted log-likelihood of the conv VAE on a seeded test subset.
+    iw_index = np.sort(np.random.default_rng(args.seed).choice(len(test_set), min(budget.iw_images, len(test_set)),
+                                                               replace=False))
+    nll = importance_weighted_nll(vaes["conv"], params["conv"], test_set.images[iw_index], budget.iw_samples,
+                                  args.seed)
+    results["conv"]["test_nll_iw"] = float(np.mean(nll))
+    results["conv"]["iw"] = {"num_samples": budget.iw_samples, "num_images": len(iw_index),
+                             "subset": f"np.random.default_rng({args.seed}).choice(test size, {len(iw_index)}) "
+                                       "without replacement", "std_error": float(np.std(nll) / np.sqrt(len(nll)))}
+
+    # 3. A digit classifier judges decoded prior samples of the conv VAE.
+    classifier = DigitCNN()
+    classifier_params, classifier_history = train_model(
+        "classifier", classifier, init_params(classifier, jax.random.fold_in(rng, 50), x_example),
+        objectives.classifier_objective(classifier), train_set, test_set, budget, budget.classifier_epochs,
+        args, output)
+    checkpoints.save_params(output.model_dir("classifier"), classifier_params, {"model": "DigitCNN"})
+    results["classifier"] = {"test_accuracy": classifier_history["test"]["accuracy"][-1],
+                             "history": classifier_history}
+    prior_z = jax.random.normal(jax.random.fold_in(rng, 200), (budget.prior_samples, LATENT_DIM))
+    samples = decode_pixels(vaes["conv"], params["conv"], prior_z)
+    probabilities = classify(classifier, classifier_params, samples)
+    predicted = probabilities.argmax(-1)
+    histogram = np.bincount(predicted, minlength=10)
+    results["prior_samples"] = {"num_samples": budget.prior_samples, "class_histogram": histogram.tolist(),
+                                "mean_confidence": float(probabilities.max(-1).mean()),
+                                "fraction_confident_0.9": float((probabilities.max(-1) >= 0.9).mean())}
+    plots.bar_chart(histogram, [str(d) for d in range(10)], output.figure("prior_samples_class_histogram.png"),
+                    f"Classifier's labels for {budget.prior_samples} conv-VAE prior samples", "count")
+    embedding = TSNE(2, init="pca", random_state=args.seed, perplexity=min(30, len(samples) // 4)).fit_transform(
+        samples.reshape(len(samples), -1))
+    plots.scatter_by_class(embedding, predicted, output.figure("prior_samples_tsne.png"),
+                           title="t-SNE of decoded prior samples, coloured by predicted digit")
+
+    # 4. Interpolation between test digits in the conv VAE's latent space.
+    pick = np.random.default_rng(args.seed)
+    sequences, row_labels, pairs = [], [], []
+    for a, b in INTERPOLATION_PAIRS:
+        ia, ib = first_of_class(test_set.labels, a, pick), first_of_class(test_set.labels, b, pick)
+        z = encode_means(vaes["conv"], params["conv"], test_set.images[[ia, ib]])
+        sequences.append(decode_pixels(vaes["conv"], params["conv"], latent.linear_interpolation(z[0], z[1],
+                                                                                                 INTERPOLATION_STEPS)))
+        row_labels.append(f"{a} -> {b}")
+        pairs.append({"from": {"digit": a, "test_index": ia}, "to": {"digit": b, "test_index": ib}})
+    plots.image_grid(np.concatenate(sequences), output.figure("interpolation.png"), ncols=INTERPOLATION_STEPS,
+                     row_labels=row_labels, title="Conv VAE: linear interpolation of latent means")
+    results["interpolation"] = {"steps": INTERPOLATION_STEPS, "pairs": pairs}
+
+    # 5a. The 2-D latent: test means by label, and the decoded manifold over Gaussian quantiles.
+    means_2d = encode_means(vaes["fc_2d"], params["fc_2d"], test_set.images)
+    plots.scatter_by_class(means_2d, test_set.labels, output.figure("latent_2d_scatter.png"),
+                           title="2-D VAE: test-set latent means")
+    quantiles = norm.ppf(np.linspace(0.05, 0.95, MANIFOLD_SIZE)).astype(np.float32)
+    grid = np.stack(np.meshgrid(quantiles, quantiles[::-1]), -1).reshape(-1, 2)
+    plots.image_grid(decode_pixels(vaes["fc_2d"], params["fc_2d"], grid), output.figure("latent_2d_manifold.png"),
+                     ncols=MANIFOLD_SIZE, scale=0.45, title="2-D VAE: decoded manifold over N(0,1) quantiles 5-95%")
+
+    # 5b. A 10-component Gaussian mixture on the conv VAE's 20-D latent means, as a clustering of digits.
+    train_means = encode_means(vaes["conv"], params["conv"], train_set.images)
+    test_means = encode_means(vaes["conv"], params["conv"], test_set.images)
+    gmm_scores, gmm = latent.gmm_clustering(train_means, train_set.labels, test_means, test_set.labels, 10, args.seed)
+    results["gmm"] = gmm_scores
+    pca = PCA(2, random_state=args.seed).fit(train_means)
+    projected_cov = np.einsum("ij,kjl,ml->kim", pca.components_, gmm.covariances_, pca.components_)
+    plots.gaussian_ellipses(pca.transform(test_means), test_set.labels, pca.transform(gmm.means_), projected_cov,
+                            output.figure("gmm_clusters_pca.png"),
+                            "GMM components on the first 2 PCs of conv-VAE test latents",
+                            [str(c) for c in gmm_scores["component_to_label"]])
+
+    output.finish(results, "\n".join(report + [write_report(results, vaes)]))
+
+
+def write_report(results, vaes) -> str:
+    models = list(vaes)
+    rows = [[m, results[m]["num_params"], results[m]["test_neg_elbo"], results[m]["test"]["recon"],
+             results[m]["test"]["kl"], results[m]["test"]["mse"], results[m]["test"]["psnr"],
+             results[m]["test"]["ssim"]] for m in models]
+    iw = results["conv"]["iw"]
+    gmm = results["gmm"]
+    figures = "\n".join(f"![{f}]({f}.png)" for f in
+                        ["loss_curves_mlp", "loss_curves_conv_2d"] + [f"prior_samples_{m}" for m in models]
+                        + [f"reconstructions_{m}" for m in models])
+    return f"""
+## Test metrics (nats per image; reconstructions from the latent mean)
+
+{markdown_table(["model", "parameters", "neg. ELBO", "BCE", "KL", "MSE", "PSNR (dB)", "SSIM"], rows)}
+
+Conv VAE importance-weighted NLL (k = {iw['num_samples']}, {iw['num_images']} seeded test images):
+**{results['conv']['test_nll_iw']:.2f} ± {iw['std_error']:.2f} nats** (its single-sample negative ELBO is
+{results['conv']['test_neg_elbo']:.2f}; the gap is the looseness of the bound).
+
+## The classifier's view of prior samples
+
+Digit classifier test accuracy: **{100 * results['classifier']['test_accuracy']:.2f}%**.
+Predicted classes of {results['prior_samples']['num_samples']} decoded conv-VAE prior samples:
+{results['prior_samples']['class_histogram']} (mean confidence {results['prior_samples']['mean_confidence']:.3f};
+{100 * results['prior_samples']['fraction_confident_0.9']:.1f}% at ≥ 0.9).
+
+![histogram](prior_samples_class_histogram.png)
+![t-SNE](prior_samples_tsne.png)
+
+## Interpolation
+
+![interpolation](interpolation.png)
+
+## Latent structure
+
+![2-D latents](latent_2d_scatter.png)
+![manifold](latent_2d_manifold.png)
+
+A 10-component full-covariance GMM on the conv VAE's training latent means, components named by the majority
+label of their training members ({gmm['labels_covered']} of 10 digits covered): test accuracy
+**{gmm['accuracy']:.3f}**, macro precision {gmm['precision_macro']:.3f}, recall {gmm['recall_macro']:.3f},
+F1 {gmm['f1_macro']:.3f}.
+
+![GMM](gmm_clusters_pca.png)
+
+## All figures
+
+{figures}
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Figures saved as PNG: loss curves, image grids, 2-D scatters, histograms, GMM ellipses."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or assumed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Ellipse  # noqa: E402
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def loss_curves(histories: dict[str, dict], terms: Sequence[str], path, title: str = "") -> None:
+    """One panel per loss term; a train (dashed) and test (solid) line per model."""
+    fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3.4), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        for i, (name, history) in enumerate(histories.items()):
+            color = f"C{i}"
+            for split, style in (("train", "--"), ("test", "-")):
+                values = history.get(split, {}).get(term)
+                if values:
+                    ax.plot(np.arange(1, len(values) + 1), values, style, color=color,
+                            label=f"{name} {split}")
+        ax.set_xlabel("epoch")
+        ax.set_title(term)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def image_grid(images: np.ndarray, path, ncols: int, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, title: str = "", scale: float = 1.0) -> None:
+    """Images (N, H, W, C) in [0, 1], row-major in a grid of `ncols` columns."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0)
+    nrows = int(np.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * 1.1 * ncols, scale * 1.1 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if i < len(images):
+            image = images[i]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+    if row_labels:
+        for ax, label in zip(axes[:, 0], row_labels):
+            ax.set_ylabel(label, fontsize=8)
+    if col_labels:
+        for ax, label in zip(axes[0], col_labels):
+            ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def scatter_by_class(points: np.ndarray, labels: np.ndarray, path, class_names: Sequence[str] | None = None,
+                     title: str = "", ax=None) -> None:
+    """2-D points coloured by integer class."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+    for c in np.unique(labels):
+        chosen = labels == c
+        name = class_names[c] if class_names is not None else str(c)
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=4, alpha=0.7, color=plt.cm.tab10(c % 10), label=name)
+    ax.legend(markerscale=3, fontsize=7, loc="best")
+    ax.set_title(title)
+    if own:
+        _save(fig, path)
+
+
+def bar_chart(values: Sequence[float], labels: Sequence[str], path, title: str = "", ylabel: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.bar(range(len(values)), values, color=[plt.cm.tab10(i % 10) for i in range(len(values))])
+    ax.set_xticks(range(len(values)), labels)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def gaussian_ellipses(points: np.ndarray, labels: np.ndarray, means: np.ndarray, covariances: np.ndarray,
+                      path, title: str = "", component_labels: Sequence[str] | None = None) -> None:
+    """Scatter of 2-D points with the 1- and 2-sigma ellipses of 2-D Gaussian components."""
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    scatter_by_class(points, labels, None, title=title, ax=ax)
+    for k, (mean, cov) in enumerate(zip(means, covariances)):
+        eigenvalues, eigenvectors = np.linalg.eigh(cov)
+        angle = np.degrees(np.arctan2(eigenvectors[1, -1], eigenvectors[0, -1]))
+        for n_sigma in (1, 2):
+            width, height = 2 * n_sigma * np.sqrt(np.maximum(eigenvalues[::-1], 0))
+            ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, lw=1.2,
+                                 color="black", alpha=0.8 if n_sigma == 1 else 0.4))
+        if component_labels is not None:
+            ax.annotate(component_labels[k], mean, fontsize=9, weight="bold", ha="center")
+    _save(fig, path)

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from experiments import mnist_vae
+from jaxgen import data
+
+MODELS = ("fc_100", "fc_200", "fc_300", "conv", "fc_2d")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    try:
+        data.load("mnist", "test", allow_download=False)
+    except data.DataNotFoundError:
+        pytest.skip("MNIST files not found: set JAXGEN_DATA_DIR (CI points it at ../shared/data)")
+    out = tmp_path_factory.mktemp("mnist_vae")
+    mnist_vae.main(["--quick", "--out", str(out)])
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_quick_run_writes_every_key(quick_run):
+    out, results = quick_run
+    for model in MODELS:
+        assert results[model]["test_neg_elbo"] > 0
+        assert set(results[model]["history"]["test"]) == {"loss", "recon", "kl"}
+        assert len(results[model]["history"]["train"]["loss"]) == mnist_vae.QUICK.vae_epochs
+    assert results["conv"]["num_params"] == 1_749_481
+    assert results["conv"]["test_nll_iw"] > 0
+    # The importance-weighted bound is tighter than the ELBO (on its subset, up to noise).
+    assert results["conv"]["test_nll_iw"] < results["conv"]["test_neg_elbo"] + 3 * results["conv"]["iw"]["std_error"]
+    assert 0.0 <= results["classifier"]["test_accuracy"] <= 1.0
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+        assert 0.0 <= results["gmm"][key] <= 1.0
+    histogram = results["prior_samples"]["class_histogram"]
+    assert len(histogram) == 10 and sum(histogram) == mnist_vae.QUICK.prior_samples
+
+
+def test_quick_run_writes_report_and_figures(quick_run):
+    out, _ = quick_run
+    report = (out / "report.md").read_text()
+    figures = sorted(p.name for p in out.glob("*.png"))
+    assert "interpolation.png" in figures and "latent_2d_manifold.png" in figures and len(figures) >= 15
+    for figure in figures:
+        assert f"({figure})" in report
+    assert not (out / ".staging").exists()
+
+
+def test_rerun_without_resume_refuses_and_keeps_results(quick_run):
+    out, results = quick_run
+    with pytest.raises(Exception, match="--resume"):
+        mnist_vae.main(["--quick", "--out", str(out)])
+    assert json.loads((out / "results.json").read_text()) == results
+
+
+def test_resume_reuses_finished_models(quick_run):
+    out, results = quick_run
+    mnist_vae.main(["--quick", "--out", str(out), "--resume"])
+    again = json.loads((out / "results.json").read_text())
+    for model in MODELS:
+        assert again[model]["test_neg_elbo"] == results[model]["test_neg_elbo"]
+        assert again[model]["history"] == results[model]["history"]

@@ -1,0 +1,69 @@
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
+from jaxgen.models.classifiers import DigitCNN
+from jaxgen.models.layers import UpConv
+
+
+def n_params(params):
+    return sum(x.size for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("model, latent", [(MLPVAE((100, 100), 20), 20), (MLPVAE((300, 300), 2), 2),
+                                           (MnistConvVAE(20), 20)])
+def test_vae_shapes(model, latent):
+    x = jnp.zeros((3, 28, 28, 1))
+    params = model.init(jax.random.key(0), x, jax.random.key(1))
+    logits, mean, logvar = model.apply(params, x, jax.random.key(2))
+    chex.assert_shape(logits, (3, 28, 28, 1))
+    chex.assert_shape([mean, logvar], (3, latent))
+    chex.assert_shape(model.apply(params, jnp.zeros((5, latent)), method=model.decode), (5, 28, 28, 1))
+
+
+def test_conv_vae_parameter_count_is_pinned():
+    params = MnistConvVAE(20).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), jax.random.key(1))
+    assert n_params(params) == 1_749_481
+
+
+def test_mlp_vae_parameter_count():
+    params = MLPVAE((300, 300), 20).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)), jax.random.key(1))
+    # 784*300+300 + 300*300+300 + 2*(300*20+20) | 20*300+300 + 300*300+300 + 300*784+784
+    assert n_params(params) == 670_424
+
+
+def test_classifier_shapes():
+    model = DigitCNN()
+    params = model.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)))
+    chex.assert_shape(model.apply(params, jnp.zeros((4, 28, 28, 1))), (4, 10))
+
+
+@pytest.mark.parametrize("c_in, c_out, size", [(64, 32, 7), (32, 1, 14), (3, 5, 4)])
+def test_upconv_equals_transposed_convolution(c_in, c_out, size):
+    """The sub-pixel formulation gives the same outputs and gradients as nn.ConvTranspose
+    (compared in float64, so float32 summation order cannot hide or fake a difference)."""
+    with jax.enable_x64(True):
+        _compare_upconv(c_in, c_out, size)
+
+
+def _compare_upconv(c_in, c_out, size):
+    x = jax.random.normal(jax.random.key(0), (2, size, size, c_in), jnp.float64)
+    reference = nn.ConvTranspose(c_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
+    params = reference.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p.astype(jnp.float64) + 0.1 * jax.random.normal(jax.random.key(2), p.shape, jnp.float64),
+                          params)  # non-zero bias
+    fast = UpConv(c_out)
+    assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+    expected, got = reference.apply(params, x), fast.apply(params, x)
+    chex.assert_shape(got, (2, 2 * size, 2 * size, c_out))
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+    grads_expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+    grads_got = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5), grads_got, grads_expected)

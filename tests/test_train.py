@@ -1,0 +1,106 @@
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgen import checkpoints, objectives, train
+from tests.conftest import REPO
+from tests.tiny_training import MODEL, run
+
+
+def leaves(state):
+    return [np.asarray(x) for x in jax.tree.leaves((state.params, state.opt_state, state.step))]
+
+
+def test_history_has_every_term_for_train_and_test(tmp_path):
+    state, history = run(tmp_path / "ck", epochs=2)
+    for split in ("train", "test"):
+        assert set(history[split]) == {"loss", "recon", "kl"}
+        assert all(len(v) == 2 for v in history[split].values())
+    np.testing.assert_allclose(history["train"]["loss"], np.add(history["train"]["recon"], history["train"]["kl"]),
+                               rtol=1e-5)
+    assert history["train"]["loss"][1] < history["train"]["loss"][0]
+    assert int(state.step) == 2 * (256 // 64)
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    straight, straight_history = run(tmp_path / "straight", epochs=2)
+    run(tmp_path / "split", epochs=1)
+    resumed, resumed_history = run(tmp_path / "split", epochs=2, resume=True)
+    for a, b in zip(leaves(straight), leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    assert straight_history["train"] == resumed_history["train"]
+    assert straight_history["test"] == resumed_history["test"]
+
+
+def test_resume_of_a_finished_run_trains_nothing(tmp_path):
+    finished, _ = run(tmp_path / "ck", epochs=1)
+    again, _ = run(tmp_path / "ck", epochs=1, resume=True)
+    for a, b in zip(leaves(finished), leaves(again)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fresh_run_refuses_to_overwrite_checkpoints(tmp_path):
+    run(tmp_path / "ck", epochs=1)
+    with pytest.raises(checkpoints.CheckpointExistsError, match="--resume"):
+        run(tmp_path / "ck", epochs=1)
+    run(tmp_path / "ck", epochs=1, overwrite=True)  # explicitly allowed
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    base = objectives.vae_objective(MODEL)
+
+    def explodes_in_second_epoch(params, batch, rng):
+        terms = base(params, batch, rng)
+        poisoned = jnp.where(jnp.sum(batch["image"]) > -1, terms["loss"] * jnp.nan, terms["loss"])
+        return {**terms, "loss": poisoned}
+
+    good, _ = run(tmp_path / "ck", epochs=1)
+    with pytest.raises(train.NonFiniteLossError, match="last good checkpoint"):
+        run(tmp_path / "ck", epochs=2, resume=True, objective=explodes_in_second_epoch)
+    checkpointer = checkpoints.EpochCheckpointer(tmp_path / "ck")
+    assert checkpointer.latest_epoch() == 0
+    epoch, restored, _ = checkpointer.restore(good)
+    for a, b in zip(leaves(good), leaves(restored)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
+    run(tmp_path / "ck", epochs=1)
+    for path in (tmp_path / "ck").rglob("*"):
+        if path.is_file() and path.stat().st_size > 0 and "state" in str(path):
+            path.write_bytes(b"garbage")
+    with pytest.raises(checkpoints.CorruptCheckpointError, match="could not be read"):
+        run(tmp_path / "ck", epochs=2, resume=True)
+
+
+def test_batch_larger_than_the_dataset_is_reported(tmp_path):
+    with pytest.raises(ValueError, match="at least one|cannot fill"):
+        run(tmp_path / "ck", epochs=1, batch_size=512)
+
+
+def test_one_and_eight_devices_agree(tmp_path):
+    def launch(devices, folder):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+               "PYTHONPATH": str(REPO)}
+        out = subprocess.run([sys.executable, "-m", "tests.tiny_training", str(tmp_path / folder)], env=env,
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    one, eight = launch(1, "one"), launch(8, "eight")
+    assert (one["devices"], eight["devices"]) == (1, 8)
+    for split in ("train", "test"):
+        for term in one["history"][split]:
+            np.testing.assert_allclose(eight["history"][split][term], one["history"][split][term], rtol=1e-4)
+    np.testing.assert_allclose(eight["param_sum"], one["param_sum"], rtol=1e-4)
+
+
+def test_batched_apply_pads_and_trims():
+    out = train.batched_apply(lambda batch, i: batch["x"] * 2, {"x": np.arange(10, dtype=np.float32)}, 4)
+    np.testing.assert_array_equal(out, np.arange(10) * 2)
