@@ -78,3 +78,22 @@ def iw_log_likelihood(rng, images, mean, logvar, decode_logits: Callable, num_sa
     log_px_z = -losses.bernoulli_nll(logits, targets).reshape(num_samples, batch)
     log_weights = log_px_z + losses.log_standard_normal(z) - losses.log_normal(z, mean, logvar)
     return jax.scipy.special.logsumexp(log_weights, axis=0) - jnp.log(float(num_samples))
+
+
+# ------------------------------------------------------------ point-set distances
+def _squared_distances(a, b):
+    return jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), axis=-1)
+
+
+def gaussian_mmd(a, b, bandwidth: float):
+    """Squared maximum mean discrepancy between point sets a (N, D) and b (M, D) under the kernel
+    exp(-|x - y|^2 / (2 bandwidth^2)); the biased (V-statistic) estimate, >= 0 and 0 for equal sets."""
+    def kernel_mean(x, y):
+        return jnp.mean(jnp.exp(-_squared_distances(x, y) / (2.0 * bandwidth ** 2)))
+    return kernel_mean(a, a) + kernel_mean(b, b) - 2.0 * kernel_mean(a, b)
+
+
+def chamfer_distance(a, b):
+    """Symmetric Chamfer distance: mean nearest-neighbour distance from a to b plus from b to a."""
+    distances = jnp.sqrt(_squared_distances(a, b))
+    return jnp.mean(distances.min(axis=1)) + jnp.mean(distances.min(axis=0))

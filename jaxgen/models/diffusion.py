@@ -1,0 +1,51 @@
+"""The denoising MLP of the 2-D diffusion study, with its three position/time embeddings."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+EMBEDDINGS = ("no_time", "linear_time", "fourier")
+
+
+def fourier_features(x, frequencies):
+    """[cos 2 pi B x, sin 2 pi B x] for x (N, D) and a fixed B (L, D): (N, 2L). B gets no gradient."""
+    projected = 2.0 * jnp.pi * x @ jax.lax.stop_gradient(frequencies).T
+    return jnp.concatenate([jnp.cos(projected), jnp.sin(projected)], axis=-1)
+
+
+class DenoisingMLP(nn.Module):
+    """eps_theta(x_t, t): [position embedding, time embedding] -> 3 x (Dense 64, ReLU) -> Dense 2.
+
+    embedding = 'no_time': identity position, zero time input (the net cannot know t);
+                'linear_time': identity position, t~ = (t - 1) / (T - 1);
+                'fourier': Fourier features of x (L = 64) and of t~ (L = 32), with Gaussian B of
+                standard deviation `fourier_scale`, drawn once from the init RNG and kept in the
+                'constants' collection, so the optimizer never sees it and checkpoints keep it.
+    """
+    embedding: str = "fourier"
+    num_steps: int = 50
+    width: int = 64
+    depth: int = 3
+    position_features: int = 64
+    time_features: int = 32
+    fourier_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x, t):
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, not {self.embedding!r}")
+        t_scaled = ((t.astype(jnp.float32) - 1.0) / (self.num_steps - 1))[:, None]
+        if self.embedding == "fourier":
+            b_pos = self.variable("constants", "position_frequencies", lambda: self.fourier_scale * jax.random.normal(
+                self.make_rng("params"), (self.position_features, x.shape[-1]))).value
+            b_time = self.variable("constants", "time_frequencies", lambda: self.fourier_scale * jax.random.normal(
+                self.make_rng("params"), (self.time_features, 1))).value
+            h = jnp.concatenate([fourier_features(x, b_pos), fourier_features(t_scaled, b_time)], axis=-1)
+        elif self.embedding == "linear_time":
+            h = jnp.concatenate([x, t_scaled], axis=-1)
+        else:
+            h = jnp.concatenate([x, jnp.zeros_like(t_scaled)], axis=-1)
+        for _ in range(self.depth):
+            h = nn.relu(nn.Dense(self.width)(h))
+        return nn.Dense(x.shape[-1])(h)
