@@ -15,6 +15,7 @@ import optax
 
 from experiments.common import StudyOutput, markdown_table, study_parser
 from jaxgen import checkpoints, data, ddpm, metrics
+from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
 NAME = "dino_diffusion"
@@ -104,12 +105,6 @@ def scatter(ax, points, title="", size=3):
     ax.axis("off")
 
 
-def save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def train_or_restore(variant, model, variables, train_run, args, output):
     """Train, or with --resume reuse a finished model; a fresh run never replaces one silently."""
     directory = output.model_dir(variant)
@@ -149,23 +144,23 @@ def main(argv=None):
     # Forward process figures.
     fig, ax = plt.subplots(figsize=(4, 4))
     scatter(ax, np.asarray(points), "the dino, standardized", 6)
-    save(fig, output.figure("dino.png"))
+    save_figure(fig, output.figure("dino.png"))
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.plot(np.arange(NUM_STEPS + 1), schedule.alpha_bars, marker=".")
     ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=f"linear schedule, T={NUM_STEPS}, β {BETA_MIN:g}→{BETA_MAX:g}")
-    save(fig, output.figure("alpha_bar.png"))
+    save_figure(fig, output.figure("alpha_bar.png"))
     fig, axes = plt.subplots(1, len(FORWARD_TIMES), figsize=(3 * len(FORWARD_TIMES), 3))
     noise = jax.random.normal(jax.random.key(args.seed), points.shape)
     for ax, t in zip(axes, FORWARD_TIMES):
         x_t = ddpm.q_sample(schedule, points, jnp.full((points.shape[0],), t), noise)
         scatter(ax, np.asarray(x_t), f"t = {t}, ᾱ = {float(schedule.alpha_bars[t]):.3f}", 6)
-    save(fig, output.figure("forward_noising.png"))
+    save_figure(fig, output.figure("forward_noising.png"))
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for beta_min, beta_max in SCHEDULE_PAIRS:
         ax.plot(ddpm.linear_schedule(NUM_STEPS, beta_min, beta_max).alpha_bars, label=f"β {beta_min:g} → {beta_max:g}")
     ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title="how fast each linear schedule destroys the signal")
     ax.legend(fontsize=8)
-    save(fig, output.figure("alpha_bar_schedules.png"))
+    save_figure(fig, output.figure("alpha_bar_schedules.png"))
 
     # Reverse process: three variants, same schedule, optimizer, seed, batches and budget.
     eval_set = fixed_eval_set(np.asarray(points), budget.eval_repeats, args.seed)
@@ -195,18 +190,18 @@ def main(argv=None):
                 moving_average(results[variant]["history"]["test"]["loss"], SMOOTHING), label=variant)
     ax.set(xlabel="epoch", ylabel="test ε-MSE", title=f"test loss ({SMOOTHING}-epoch moving average)")
     ax.legend()
-    save(fig, output.figure("test_loss.png"))
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    save_figure(fig, output.figure("test_loss.png"))
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.9))
     scatter(axes[0], np.asarray(points), "data", 6)
     for ax, variant in zip(axes[1:], EMBEDDINGS):
         scatter(ax, np.asarray(samples[variant]), f"{variant}: MMD {results[variant]['mmd']:.3f}, "
                                                   f"Chamfer {results[variant]['chamfer']:.3f}")
-    save(fig, output.figure("samples.png"))
+    save_figure(fig, output.figure("samples.png"))
     fig, axes = plt.subplots(len(EMBEDDINGS), len(TRAJECTORY_TIMES), figsize=(2.2 * len(TRAJECTORY_TIMES), 6.8))
     for row, variant in zip(axes, EMBEDDINGS):
         for ax, t in zip(row, TRAJECTORY_TIMES):
             scatter(ax, np.asarray(trajectories[variant][NUM_STEPS - t]), f"{variant}, t = {t}", 2)
-    save(fig, output.figure("reverse_trajectory.png"))
+    save_figure(fig, output.figure("reverse_trajectory.png"))
     output.finish(results, write_report(results))
 
 

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
 
 
-def _save(fig, path):
+def save_figure(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -34,7 +34,7 @@ def loss_curves(histories: dict[str, dict], terms: Sequence[str], path, title: s
     axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def image_grid(images: np.ndarray, path, ncols: int, row_labels: Sequence[str] | None = None,
@@ -60,7 +60,7 @@ def image_grid(images: np.ndarray, path, ncols: int, row_labels: Sequence[str] |
             ax.set_title(label, fontsize=8)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scatter_by_class(points: np.ndarray, labels: np.ndarray, path, class_names: Sequence[str] | None = None,
@@ -76,7 +76,7 @@ def scatter_by_class(points: np.ndarray, labels: np.ndarray, path, class_names: 
     ax.legend(markerscale=3, fontsize=7, loc="best")
     ax.set_title(title)
     if own:
-        _save(fig, path)
+        save_figure(fig, path)
 
 
 def bar_chart(values: Sequence[float], labels: Sequence[str], path, title: str = "", ylabel: str = "") -> None:
@@ -85,7 +85,7 @@ def bar_chart(values: Sequence[float], labels: Sequence[str], path, title: str =
     ax.set_xticks(range(len(values)), labels)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def gaussian_ellipses(points: np.ndarray, labels: np.ndarray, means: np.ndarray, covariances: np.ndarray,
@@ -102,4 +102,4 @@ def gaussian_ellipses(points: np.ndarray, labels: np.ndarray, means: np.ndarray,
                                  color="black", alpha=0.8 if n_sigma == 1 else 0.4))
         if component_labels is not None:
             ax.annotate(component_labels[k], mean, fontsize=9, weight="bold", ha="center")
-    _save(fig, path)
+    save_figure(fig, path)
