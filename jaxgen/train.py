@@ -45,6 +45,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     steps_per_call: int = 4
     grad_clip_norm: float | None = None
+    cosine_decay: bool = False  # decay the learning rate to 0 over all epochs
 
 
 def data_mesh() -> jax.sharding.Mesh:
@@ -56,9 +57,14 @@ def replicated(mesh):
     return NamedSharding(mesh, P())
 
 
-def adam(config: TrainConfig) -> optax.GradientTransformation:
-    steps = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.grad_clip_norm else []
-    return optax.chain(*steps, optax.adam(config.learning_rate))
+def adam(config: TrainConfig, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
+    learning_rate = config.learning_rate
+    if config.cosine_decay:
+        if not steps_per_epoch:
+            raise ValueError("cosine_decay needs steps_per_epoch")
+        learning_rate = optax.cosine_decay_schedule(config.learning_rate, config.epochs * steps_per_epoch)
+    clip = [optax.clip_by_global_norm(config.grad_clip_norm)] if config.grad_clip_norm else []
+    return optax.chain(*clip, optax.adam(learning_rate))
 
 
 def create_train_state(params, tx: optax.GradientTransformation, mesh=None) -> TrainState:
