@@ -108,14 +108,10 @@ def scatter(ax, points, title="", size=3):
 def train_or_restore(variant, model, variables, train_run, args, output):
     """Train, or with --resume reuse a finished model; a fresh run never replaces one silently."""
     directory = output.model_dir(variant)
-    if (directory / "params").exists():
-        if args.resume:
-            restored, meta = checkpoints.load_params(directory, variables)
-            return restored, meta["history"]
-        if not args.overwrite:
-            raise checkpoints.CheckpointExistsError(
-                f"{directory} already holds a trained model. Pass --resume to reuse it, --overwrite to retrain, "
-                "or choose another --out.")
+    checkpoints.prepare_run_directory(directory, args.resume, args.overwrite)
+    if args.resume and (directory / "params").exists():
+        restored, meta = checkpoints.load_params(directory, variables)
+        return restored, meta["history"]
     trained, history = train_run(variables)
     history = jax.tree.map(lambda v: np.asarray(v).tolist(), history)
     if not np.all(np.isfinite(history["train"]["loss"])):

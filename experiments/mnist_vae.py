@@ -51,10 +51,6 @@ def subset(dataset: data.Dataset, n: int | None) -> data.Dataset:
     return dataset if n is None else replace(dataset, images=dataset.images[:n], labels=dataset.labels[:n])
 
 
-def init_params(model, rng, *example_args):
-    return model.init(rng, *example_args)
-
-
 def train_model(name, model, params, objective, train_set, test_set, budget, epochs, args, output,
                 cosine_decay=False):
     config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
@@ -109,11 +105,7 @@ def classify(model, params, images, batch_size=500):
     return train.batched_apply(per_batch, {"image": images}, batch_size)
 
 
-def to_uint8(pixels):
-    return np.clip(np.round(np.asarray(pixels) * 255), 0, 255).astype(np.uint8)
-
-
-def first_of_class(labels, digit, rng):
+def seeded_example_of_class(labels, digit, rng):
     """A seeded random test example of class `digit`."""
     return int(rng.choice(np.flatnonzero(labels == digit)))
 
@@ -137,7 +129,7 @@ def main(argv=None):
     vaes["fc_2d"] = MLPVAE((300, 300), 2)
     params, histories = {}, {}
     for i, (name, model) in enumerate(vaes.items()):
-        initial = init_params(model, jax.random.fold_in(rng, i), x_example, jax.random.key(0))
+        initial = model.init(jax.random.fold_in(rng, i), x_example, jax.random.key(0))
         params[name], histories[name] = train_model(name, model, initial, objectives.vae_objective(model),
                                                     train_set, test_set, budget, budget.vae_epochs, args, output)
         n_params = sum(x.size for x in jax.tree.leaves(params[name]))
@@ -171,7 +163,7 @@ def main(argv=None):
     # 3. A digit classifier judges decoded prior samples of the conv VAE.
     classifier = DigitCNN()
     classifier_params, classifier_history = train_model(
-        "classifier", classifier, init_params(classifier, jax.random.fold_in(rng, 50), x_example),
+        "classifier", classifier, classifier.init(jax.random.fold_in(rng, 50), x_example),
         objectives.classifier_objective(classifier), train_set, test_set, budget, budget.classifier_epochs,
         args, output, cosine_decay=True)
     checkpoints.save_params(output.model_dir("classifier"), classifier_params, {"model": "DigitCNN"})
@@ -196,7 +188,7 @@ def main(argv=None):
     pick = np.random.default_rng(args.seed)
     sequences, row_labels, pairs = [], [], []
     for a, b in INTERPOLATION_PAIRS:
-        ia, ib = first_of_class(test_set.labels, a, pick), first_of_class(test_set.labels, b, pick)
+        ia, ib = seeded_example_of_class(test_set.labels, a, pick), seeded_example_of_class(test_set.labels, b, pick)
         z = encode_means(vaes["conv"], params["conv"], test_set.images[[ia, ib]])
         sequences.append(decode_pixels(vaes["conv"], params["conv"], latent.linear_interpolation(z[0], z[1],
                                                                                                  INTERPOLATION_STEPS)))

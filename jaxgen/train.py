@@ -164,8 +164,7 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
 
     for epoch in range(first_epoch, config.epochs):
         started = time.perf_counter()
-        order = data_lib.epoch_permutation(len(train), config.seed, epoch)[:steps_per_epoch * config.batch_size]
-        order = order.reshape(steps_per_epoch, config.batch_size)
+        order = np.stack(data_lib.batch_indices(len(train), config.batch_size, config.seed, epoch))
         sums: dict[str, float] = {}
         bar = tqdm(total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False)
         pending = None
