@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,7 @@ from sklearn.manifold import TSNE
 
 from experiments.common import StudyOutput, markdown_table, study_parser
 from jaxgen import checkpoints, data, latent, metrics, objectives, plots, train
+from jaxgen.vae import decode_pixels, encode_means, reconstruction_metrics
 from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
 from jaxgen.models.classifiers import DigitCNN
 
@@ -47,10 +48,6 @@ SHOWN_PRIOR_SAMPLES = 15
 MANIFOLD_SIZE = 20
 
 
-def subset(dataset: data.Dataset, n: int | None) -> data.Dataset:
-    return dataset if n is None else replace(dataset, images=dataset.images[:n], labels=dataset.labels[:n])
-
-
 def train_model(name, model, params, objective, train_set, test_set, budget, epochs, args, output,
                 cosine_decay=False):
     config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
@@ -59,32 +56,6 @@ def train_model(name, model, params, objective, train_set, test_set, budget, epo
     state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir(name),
                                resume=args.resume, overwrite=args.overwrite, desc=name)
     return state.params, history
-
-
-def encode_means(model, params, images, batch_size=500):
-    def per_batch(batch, _):
-        return model.apply(params, data.to_float_jax(batch["image"]), method=model.encode)[0]
-    return train.batched_apply(per_batch, {"image": images}, batch_size)
-
-
-def decode_pixels(model, params, z):
-    return np.asarray(jax.nn.sigmoid(jax.jit(lambda p, z: model.apply(p, z, method=model.decode))(params, z)))
-
-
-def reconstruction_metrics(model, params, images, seed, batch_size=500):
-    """Test metrics of the mean reconstruction sigmoid(D(mu(x))), plus the negative ELBO terms."""
-    def per_batch(batch, _):
-        x = data.to_float_jax(batch["image"])
-        mean, _ = model.apply(params, x, method=model.encode)
-        recon = jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
-        return {"mse": metrics.mse(recon, x), "mae": metrics.mae(recon, x),
-                "psnr": metrics.psnr(recon, x), "ssim": metrics.ssim(recon, x)}
-    per_image = train.batched_apply(per_batch, {"image": images}, batch_size)
-    scores = {k: float(np.mean(v)) for k, v in per_image.items()}
-    elbo = train.evaluate(objectives.vae_objective(model), params, images, np.zeros(len(images), np.int64),
-                          batch_size, seed)
-    scores.update(neg_elbo=elbo["loss"], recon=elbo["recon"], kl=elbo["kl"])
-    return scores
 
 
 def importance_weighted_nll(model, params, images, num_samples, seed, images_per_call=2):
@@ -114,8 +85,8 @@ def main(argv=None):
     args = study_parser(NAME, __doc__.splitlines()[0]).parse_args(argv)
     budget = QUICK if args.quick else FULL
     output = StudyOutput(NAME, args)
-    train_set = subset(data.load("mnist", "train", args.data_dir), budget.train_examples)
-    test_set = subset(data.load("mnist", "test", args.data_dir), budget.test_examples)
+    train_set = data.subset(data.load("mnist", "train", args.data_dir), budget.train_examples)
+    test_set = data.subset(data.load("mnist", "test", args.data_dir), budget.test_examples)
     rng = jax.random.key(args.seed)
     x_example = np.zeros((1, 28, 28, 1), np.float32)
     results = {"dataset": "mnist", "data_source": train_set.source, "budget": "quick" if args.quick else "full",

@@ -12,6 +12,7 @@ import gzip
 import os
 import pickle
 import struct
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -236,6 +237,18 @@ def load_datasaurus(dataset: str = "dino", data_dir: str | os.PathLike | None = 
 
 
 # --------------------------------------------------------------------- batching
+def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """`n` examples drawn at random (seeded), kept in their original order; all of them for None.
+
+    Not a prefix: some distribution files are sorted by class (cifar10.npz), so the first n
+    examples could all be airplanes.
+    """
+    if n is None or n >= len(dataset):
+        return dataset
+    keep = np.sort(np.random.default_rng(seed).choice(len(dataset), n, replace=False))
+    return dataclasses.replace(dataset, images=dataset.images[keep], labels=dataset.labels[keep])
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """The example order of one epoch: a function of (seed, epoch) only, so resumes replay it."""
     return np.random.default_rng([seed, epoch]).permutation(n)

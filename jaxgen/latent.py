@@ -1,18 +1,39 @@
-"""Working in a latent space: interpolation, class means, and clustering with a Gaussian mixture."""
+"""Working in a latent space: interpolation, latent arithmetic, class means, and clustering with a
+Gaussian mixture."""
 from __future__ import annotations
 
 import numpy as np
 
 
-def linear_interpolation(z_start, z_end, num_steps: int) -> np.ndarray:
-    """(num_steps, D) points from z_start to z_end inclusive, evenly spaced."""
-    alphas = np.linspace(0.0, 1.0, num_steps, dtype=np.float32)[:, None]
+def interpolate(z_start, z_end, alphas) -> np.ndarray:
+    """(len(alphas), D): (1 - alpha) z_start + alpha z_end for each alpha (exact at 0 and 1)."""
+    alphas = np.asarray(alphas, dtype=np.float32)[:, None]
     return (1.0 - alphas) * np.asarray(z_start)[None] + alphas * np.asarray(z_end)[None]
 
 
+def linear_interpolation(z_start, z_end, num_steps: int) -> np.ndarray:
+    """(num_steps, D) points from z_start to z_end inclusive, evenly spaced."""
+    return interpolate(z_start, z_end, np.linspace(0.0, 1.0, num_steps))
+
+
+def transfer_class_offset(z_a, z_b, class_mean_b, strengths) -> np.ndarray:
+    """(len(strengths), D): z_a + lambda (z_b - mean of b's class). What makes b differ from its
+    class (its "style") is added to a; lambda = 0 returns z_a exactly."""
+    strengths = np.asarray(strengths, dtype=np.float32)[:, None]
+    return np.asarray(z_a)[None] + strengths * (np.asarray(z_b) - np.asarray(class_mean_b))[None]
+
+
+def move_towards(z_a, z_b, strengths) -> np.ndarray:
+    """(len(strengths), D): z_a + alpha (z_b - z_a); alpha = 0 returns z_a exactly."""
+    strengths = np.asarray(strengths, dtype=np.float32)[:, None]
+    return np.asarray(z_a)[None] + strengths * (np.asarray(z_b) - np.asarray(z_a))[None]
+
+
 def class_means(latents: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes, D): the mean latent of each class."""
-    return np.stack([latents[labels == c].mean(axis=0) for c in range(num_classes)])
+    """(num_classes, D): the mean latent of each class (NaN for a class with no examples)."""
+    empty = np.full(latents.shape[1:], np.nan, np.float32)
+    return np.stack([latents[labels == c].mean(axis=0) if (labels == c).any() else empty
+                     for c in range(num_classes)])
 
 
 def majority_label_map(clusters: np.ndarray, labels: np.ndarray, num_clusters: int) -> np.ndarray:

@@ -1,16 +1,23 @@
 """Per-example training objectives: `fn(params, batch, rng) -> {'loss': (B,), term: (B,), ...}`.
 
+During training, batch['step'] holds the optimizer step (for schedules such as KL warm-up).
+
 The train loop minimises the batch mean of 'loss' and logs the mean of every term, so each
 study's history holds every loss term, train and test.
 """
 import jax
+import jax.numpy as jnp
 
 from jaxgen import losses
 from jaxgen.data import to_float_jax
 
 
-def vae_objective(model, recon: str = "bce", beta: float = 1.0):
-    """Negative ELBO (reconstruction + beta * KL) in nats per image."""
+def vae_objective(model, recon: str = "bce", beta: float = 1.0, kl_warmup_steps: int = 0):
+    """Negative ELBO (reconstruction + beta * KL) in nats per image.
+
+    With `kl_warmup_steps`, training ramps the KL weight linearly from 0 to beta over that many
+    steps (the train loop passes batch['step']); evaluation, which has no step, uses beta.
+    """
     recon_fn = {"bce": losses.bernoulli_nll,
                 "mse": lambda logits, x: losses.squared_error(jax.nn.sigmoid(logits), x)}[recon]
 
@@ -19,7 +26,10 @@ def vae_objective(model, recon: str = "bce", beta: float = 1.0):
         logits, mean, logvar = model.apply(params, x, rng)
         recon_term = recon_fn(logits, x)
         kl = losses.gaussian_kl(mean, logvar)
-        return {"loss": recon_term + beta * kl, "recon": recon_term, "kl": kl}
+        weight = beta
+        if kl_warmup_steps and "step" in batch:
+            weight = beta * jnp.minimum(1.0, batch["step"] / kl_warmup_steps)
+        return {"loss": recon_term + weight * kl, "recon": recon_term, "kl": kl}
 
     return objective
 

@@ -87,7 +87,7 @@ def make_train_chunk(objective: Objective, mesh, seed: int):
         rng = jax.random.fold_in(base_rng, state.step)
 
         def mean_loss(params):
-            terms = objective(params, batch, rng)
+            terms = objective(params, {**batch, "step": state.step}, rng)
             return terms["loss"].mean(), terms
 
         grads, terms = jax.grad(mean_loss, has_aux=True)(state.params)

@@ -136,3 +136,21 @@ def test_patch_mask_hits_the_ratio_in_whole_patches(ratio):
     per_patch = patches.mean(-1)
     assert set(np.unique(per_patch).tolist()) <= {0.0, 1.0}  # a patch is masked whole or not at all
     np.testing.assert_allclose((per_patch == 0).mean(-1), ratio)
+
+
+def test_stl10_through_tfds_mock_data(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    with tfds.testing.mock_data(num_examples=5):
+        dataset = data.load("stl10", "test")
+    assert dataset.images.shape == (5, 96, 96, 3) and dataset.images.dtype == np.uint8
+    assert dataset.source == "tfds:stl10" and len(dataset.class_names) == 10
+
+
+def test_subset_is_seeded_and_not_a_prefix():
+    labels = np.repeat(np.arange(10), 100)  # sorted by class, like cifar10.npz
+    dataset = data.Dataset(np.zeros((1000, 2, 2, 1), np.uint8), labels, (), "sorted")
+    picked = data.subset(dataset, 100, seed=3)
+    assert len(picked) == 100 and len(set(picked.labels.tolist())) == 10
+    np.testing.assert_array_equal(picked.labels, data.subset(dataset, 100, seed=3).labels)
+    assert data.subset(dataset, None) is dataset

@@ -90,3 +90,62 @@ class MnistConvVAE(nn.Module):
     def __call__(self, x, rng):
         mean, logvar = self.encode(x)
         return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 4x4 conv stages (ReLU), each halving the image, then one dense layer to `features`."""
+    channels: Sequence[int]
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        for i, width in enumerate(self.channels):
+            x = nn.relu(nn.Conv(width, **DOWN, name=f"conv{i + 1}")(x))
+        return nn.Dense(self.features, name="to_code")(x.reshape(x.shape[0], -1))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of ConvEncoder: dense to the smallest feature map, then stride-2 up-convolutions
+    (exact 4x4 transposed convolutions) back to `image_shape`; returns logits."""
+    channels: Sequence[int]  # the encoder's, first stage first
+    image_shape: Sequence[int]
+
+    @nn.compact
+    def __call__(self, z):
+        height, width, image_channels = self.image_shape
+        factor = 2 ** len(self.channels)
+        h = nn.relu(nn.Dense(height // factor * width // factor * self.channels[-1], name="from_code")(z))
+        h = h.reshape(z.shape[0], height // factor, width // factor, self.channels[-1])
+        for i, width_out in enumerate(reversed(self.channels[:-1])):
+            h = nn.relu(UpConv(width_out, name=f"upconv{i + 1}")(h))
+        return UpConv(image_channels, name=f"upconv{len(self.channels)}")(h)
+
+
+def check_divisible(image_shape, channels):
+    factor = 2 ** len(channels)
+    if image_shape[0] % factor or image_shape[1] % factor:
+        raise ValueError(f"{len(channels)} stride-2 stages need image sides divisible by {factor}, "
+                         f"got {tuple(image_shape[:2])}")
+
+
+class ConvVAE(nn.Module):
+    """Conv VAE for any image size: ConvEncoder -> (mean, logvar) -> z -> ConvDecoder."""
+    image_shape: Sequence[int] = (96, 96, 3)
+    latent_dim: int = 128
+    channels: Sequence[int] = (32, 64, 128, 256)
+
+    def setup(self):
+        check_divisible(self.image_shape, self.channels)
+        self.encoder = ConvEncoder(self.channels, 2 * self.latent_dim)
+        self.decoder = ConvDecoder(self.channels, self.image_shape)
+
+    def encode(self, x):
+        mean, logvar = jnp.split(self.encoder(x), 2, axis=-1)
+        return mean, logvar
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def __call__(self, x, rng):
+        mean, logvar = self.encode(x)
+        return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
