@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxgen import train
+
 
 def study_parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
@@ -59,6 +61,18 @@ class StudyOutput:
             os.replace(path, self.root / path.name)
         self.staging.rmdir()
         print(f"wrote {self.root}/results.json, report.md and {len(list(self.root.glob('*.png')))} figures")
+
+
+def train_model(name: str, params, objective, train_set, test_set, budget, epochs: int, args, output,
+                cosine_decay: bool = False):
+    """Adam-train one model of a study with checkpoints under OUT/checkpoints/NAME; (params, history).
+    `budget` provides batch_size and learning_rate."""
+    config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
+                               seed=args.seed, cosine_decay=cosine_decay)
+    state = train.create_train_state(params, train.adam(config, len(train_set) // budget.batch_size))
+    state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir(name),
+                               resume=args.resume, overwrite=args.overwrite, desc=name)
+    return state.params, history
 
 
 def to_jsonable(value):

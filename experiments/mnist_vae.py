@@ -8,17 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from experiments.common import StudyOutput, markdown_table, study_parser
+from experiments.common import StudyOutput, markdown_table, study_parser, train_model
 from jaxgen import checkpoints, data, latent, metrics, objectives, plots, train
 from jaxgen.vae import decode_pixels, encode_means, reconstruction_metrics
 from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
-from jaxgen.models.classifiers import DigitCNN
+from jaxgen.models.classifiers import DigitCNN, class_probabilities
 
 NAME = "mnist_vae"
 
@@ -48,16 +47,6 @@ SHOWN_PRIOR_SAMPLES = 15
 MANIFOLD_SIZE = 20
 
 
-def train_model(name, model, params, objective, train_set, test_set, budget, epochs, args, output,
-                cosine_decay=False):
-    config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
-                               seed=args.seed, cosine_decay=cosine_decay)
-    state = train.create_train_state(params, train.adam(config, len(train_set) // budget.batch_size))
-    state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir(name),
-                               resume=args.resume, overwrite=args.overwrite, desc=name)
-    return state.params, history
-
-
 def importance_weighted_nll(model, params, images, num_samples, seed, images_per_call=2):
     """-log p(x) in nats per image, estimated with `num_samples` importance samples."""
     base_rng = jax.random.key(seed + 12345)
@@ -68,12 +57,6 @@ def importance_weighted_nll(model, params, images, num_samples, seed, images_per
         mean, logvar = model.apply(params, x, method=model.encode)
         return -metrics.iw_log_likelihood(jax.random.fold_in(base_rng, index), x, mean, logvar, decode, num_samples)
     return train.batched_apply(per_batch, {"image": images}, images_per_call, desc="IW log-likelihood")
-
-
-def classify(model, params, images, batch_size=500):
-    def per_batch(batch, _):
-        return jax.nn.softmax(model.apply(params, batch["image"]))
-    return train.batched_apply(per_batch, {"image": images}, batch_size)
 
 
 def seeded_example_of_class(labels, digit, rng):
@@ -101,7 +84,7 @@ def main(argv=None):
     params, histories = {}, {}
     for i, (name, model) in enumerate(vaes.items()):
         initial = model.init(jax.random.fold_in(rng, i), x_example, jax.random.key(0))
-        params[name], histories[name] = train_model(name, model, initial, objectives.vae_objective(model),
+        params[name], histories[name] = train_model(name, initial, objectives.vae_objective(model),
                                                     train_set, test_set, budget, budget.vae_epochs, args, output)
         n_params = sum(x.size for x in jax.tree.leaves(params[name]))
         scores = reconstruction_metrics(model, params[name], test_set.images, args.seed)
@@ -134,7 +117,7 @@ def main(argv=None):
     # 3. A digit classifier judges decoded prior samples of the conv VAE.
     classifier = DigitCNN()
     classifier_params, classifier_history = train_model(
-        "classifier", classifier, classifier.init(jax.random.fold_in(rng, 50), x_example),
+        "classifier", classifier.init(jax.random.fold_in(rng, 50), x_example),
         objectives.classifier_objective(classifier), train_set, test_set, budget, budget.classifier_epochs,
         args, output, cosine_decay=True)
     checkpoints.save_params(output.model_dir("classifier"), classifier_params, {"model": "DigitCNN"})
@@ -142,7 +125,7 @@ def main(argv=None):
                              "history": classifier_history}
     prior_z = jax.random.normal(jax.random.fold_in(rng, 200), (budget.prior_samples, LATENT_DIM))
     samples = decode_pixels(vaes["conv"], params["conv"], prior_z)
-    probabilities = classify(classifier, classifier_params, samples)
+    probabilities = class_probabilities(classifier, classifier_params, samples)
     predicted = probabilities.argmax(-1)
     histogram = np.bincount(predicted, minlength=10)
     results["prior_samples"] = {"num_samples": budget.prior_samples, "class_histogram": histogram.tolist(),

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 import jax
 import numpy as np
 
-from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import checkpoints, data, latent, objectives, plots, train
+from experiments.common import StudyOutput, markdown_table, study_parser, train_model
+from jaxgen import checkpoints, data, latent, objectives, plots
 from jaxgen.models.autoencoders import ConvVAE
 from jaxgen.summary import layer_table, layer_table_markdown
 from jaxgen.vae import decode_pixels, decode_style_transfer, encode_means, reconstruct, reconstruction_metrics
@@ -41,6 +41,7 @@ SAVED_RECONSTRUCTIONS = "reconstructions.npz"
 class Budget:
     epochs: int = 50
     batch_size: int = 128
+    learning_rate: float = 1e-3
     train_examples: int | None = None  # None: the whole split
     test_examples: int | None = None
 
@@ -127,7 +128,8 @@ def latent_class_means(train_means, train_labels, num_classes):
 def main(argv=None):
     args = parse_args(argv)
     budget = QUICK if args.quick else FULL
-    budget = replace(budget, epochs=args.epochs or budget.epochs, batch_size=args.batch_size or budget.batch_size)
+    budget = replace(budget, epochs=args.epochs or budget.epochs, batch_size=args.batch_size or budget.batch_size,
+                     learning_rate=args.learning_rate)
     output = StudyOutput(NAME, args)
     train_set, test_set = load_data(args, budget)
     if len(train_set) < budget.batch_size:  # the 37 real STL-10 images
@@ -154,14 +156,10 @@ def main(argv=None):
 
     # 1. Train: reconstruction + beta * KL, checkpointed every epoch.
     steps_per_epoch = len(train_set) // budget.batch_size
-    config = train.TrainConfig(epochs=budget.epochs, batch_size=budget.batch_size,
-                               learning_rate=args.learning_rate, seed=args.seed)
     objective = objectives.vae_objective(model, args.recon, args.beta,
                                          kl_warmup_steps=int(args.kl_warmup_epochs * steps_per_epoch))
-    state = train.create_train_state(initial, train.adam(config, steps_per_epoch))
-    state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir("vae"),
-                               resume=args.resume, overwrite=args.overwrite, desc="vae")
-    params = state.params
+    params, history = train_model("vae", initial, objective, train_set, test_set, budget, budget.epochs, args,
+                                  output)
     results["history"] = {"total": history["train"]["loss"], "recon": history["train"]["recon"],
                           "kl": history["train"]["kl"],
                           "test": {"total": history["test"]["loss"], "recon": history["test"]["recon"],

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen import losses
+from jaxgen.uniformity import sliced_wasserstein_to_uniform
 from jaxgen.data import to_float_jax
 
 
@@ -39,5 +40,18 @@ def classifier_objective(model):
         logits = model.apply(params, to_float_jax(batch["image"]))
         correct = (logits.argmax(-1) == batch["label"]).astype(logits.dtype)
         return {"loss": losses.softmax_cross_entropy(logits, batch["label"]), "accuracy": correct}
+
+    return objective
+
+
+def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections: int = 64):
+    """Squared reconstruction error per image, plus (when weighted) the sliced Wasserstein distance
+    of the batch's codes to Uniform[0, 1]^d, a batch-level term shared by its examples."""
+    def objective(params, batch, rng):
+        x = to_float_jax(batch["image"])
+        logits, code = model.apply(params, x)
+        recon = losses.squared_error(jax.nn.sigmoid(logits), x)
+        uniformity = jnp.full_like(recon, sliced_wasserstein_to_uniform(rng, code, num_projections))
+        return {"loss": recon + uniformity_weight * uniformity, "recon": recon, "uniformity": uniformity}
 
     return objective

@@ -103,3 +103,31 @@ def gaussian_ellipses(points: np.ndarray, labels: np.ndarray, means: np.ndarray,
         if component_labels is not None:
             ax.annotate(component_labels[k], mean, fontsize=9, weight="bold", ha="center")
     save_figure(fig, path)
+
+
+def coordinate_planes(codes: np.ndarray, labels: np.ndarray, planes: Sequence[tuple[int, int]], path,
+                      title: str = "") -> None:
+    """Scatter of codes in the unit cube, one panel per coordinate plane (i, j), coloured by class."""
+    fig, axes = plt.subplots(1, len(planes), figsize=(3.6 * len(planes), 3.6), squeeze=False)
+    for ax, (i, j) in zip(axes[0], planes):
+        scatter_by_class(codes[:, [i, j]], labels, None, title=f"z{i} vs z{j}", ax=ax)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        if ax is not axes[0][0]:
+            ax.get_legend().remove()
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def histograms(samples: dict[str, np.ndarray], path, title: str = "", xlabel: str = "", bins: int = 50) -> None:
+    """Overlaid normalised histograms, one per named sample."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    edges = np.histogram_bin_edges(np.concatenate(list(samples.values())), bins=bins)
+    for name, values in samples.items():
+        ax.hist(values, bins=edges, density=True, alpha=0.5, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

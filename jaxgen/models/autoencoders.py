@@ -149,3 +149,26 @@ class ConvVAE(nn.Module):
     def __call__(self, x, rng):
         mean, logvar = self.encode(x)
         return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
+
+
+class BoundedAE(nn.Module):
+    """Deterministic conv autoencoder whose codes live in [0, 1]^code_dim (the encoder ends in a
+    sigmoid): the image prior P(I) ~ exp(-|D(E(I)) - I| / T). Decoder returns logits."""
+    image_shape: Sequence[int] = (28, 28, 1)
+    code_dim: int = 10
+    channels: Sequence[int] = (32, 64)
+
+    def setup(self):
+        check_divisible(self.image_shape, self.channels)
+        self.encoder = ConvEncoder(self.channels, self.code_dim)
+        self.decoder = ConvDecoder(self.channels, self.image_shape)
+
+    def encode(self, x):
+        return nn.sigmoid(self.encoder(x))
+
+    def decode(self, code):
+        return self.decoder(code)
+
+    def __call__(self, x):
+        code = self.encode(x)
+        return self.decode(code), code
