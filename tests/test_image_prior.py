@@ -1,14 +1,13 @@
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments import image_prior
-from jaxgen import data, restoration
+from jaxgen import restoration
 from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.uniformity import sliced_wasserstein_to_uniform, uniformity_report
+from tests.quick_study import assert_report_shows_every_figure, run_quick_study
 
 MODEL = BoundedAE((28, 28, 1), 10, (8, 16))
 
@@ -86,13 +85,7 @@ def test_inpainting_mask_and_data_term_touch_only_the_observed_pixels(params):
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    try:
-        data.load("mnist", "test", allow_download=False)
-    except data.DataNotFoundError:
-        pytest.skip("MNIST files not found: set JAXGEN_DATA_DIR (CI points it at ../shared/data)")
-    out = tmp_path_factory.mktemp("image_prior")
-    image_prior.main(["--quick", "--out", str(out)])
-    return out, json.loads((out / "results.json").read_text())
+    return run_quick_study(tmp_path_factory, image_prior, "mnist")
 
 
 def test_quick_run_writes_every_key(quick_run):
@@ -109,6 +102,4 @@ def test_quick_run_writes_every_key(quick_run):
         assert len(scores["history"]["train"]["recon"]) == image_prior.QUICK.ae_epochs
         assert 0.0 <= scores["code_range"][0] <= scores["code_range"][1] <= 1.0
     assert results["naive"]["history"]["train"]["uniformity"][0] > 0  # logged though not optimised
-    report = (out / "report.md").read_text()
-    for figure in out.glob("*.png"):
-        assert f"({figure.name})" in report
+    assert_report_shows_every_figure(out)

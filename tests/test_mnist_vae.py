@@ -3,20 +3,14 @@ import json
 import pytest
 
 from experiments import mnist_vae
-from jaxgen import data
+from tests.quick_study import run_quick_study
 
 MODELS = ("fc_100", "fc_200", "fc_300", "conv", "fc_2d")
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    try:
-        data.load("mnist", "test", allow_download=False)
-    except data.DataNotFoundError:
-        pytest.skip("MNIST files not found: set JAXGEN_DATA_DIR (CI points it at ../shared/data)")
-    out = tmp_path_factory.mktemp("mnist_vae")
-    mnist_vae.main(["--quick", "--out", str(out)])
-    return out, json.loads((out / "results.json").read_text())
+    return run_quick_study(tmp_path_factory, mnist_vae, "mnist")
 
 
 def test_quick_run_writes_every_key(quick_run):

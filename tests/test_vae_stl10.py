@@ -1,5 +1,3 @@
-import json
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,9 +5,10 @@ import numpy as np
 import pytest
 
 from experiments import latent_arithmetic, vae_stl10
-from jaxgen import data, latent, objectives
+from jaxgen import latent, objectives
 from jaxgen.models.autoencoders import ConvVAE
 from jaxgen.vae import decode_pixels, encode_means, reconstruct
+from tests.quick_study import assert_report_shows_every_figure, run_quick_study
 
 REQUIRED = ("dataset", "epochs", "latent_dim", "layer_table", "test", "history", "interpolation", "style_transfer")
 
@@ -66,24 +65,14 @@ def test_kl_warmup_ramps_the_weight_during_training_only():
     np.testing.assert_allclose(terms["loss"], terms["recon"] + terms["kl"], rtol=1e-6)
 
 
-def quick_run(tmp_path_factory, dataset):
-    try:
-        data.load(dataset, "test", allow_download=False)
-    except data.DataNotFoundError:
-        pytest.skip(f"{dataset} not found: set JAXGEN_DATA_DIR (CI points it at ../shared/data)")
-    out = tmp_path_factory.mktemp(f"vae_{dataset}")
-    vae_stl10.main(["--quick", "--dataset", dataset, "--out", str(out)])
-    return out, json.loads((out / "results.json").read_text())
-
-
 @pytest.fixture(scope="module")
 def cifar_run(tmp_path_factory):
-    return quick_run(tmp_path_factory, "cifar10")
+    return run_quick_study(tmp_path_factory, vae_stl10, "cifar10", "--dataset", "cifar10")
 
 
 @pytest.fixture(scope="module")
 def stl_run(tmp_path_factory):
-    return quick_run(tmp_path_factory, "stl10_first37")
+    return run_quick_study(tmp_path_factory, vae_stl10, "stl10_first37", "--dataset", "stl10_first37")
 
 
 @pytest.mark.parametrize("run_name", ["cifar_run", "stl_run"])
@@ -102,10 +91,8 @@ def test_quick_run_writes_every_key(run_name, request):
     assert results["interpolation"]["alphas"] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert len(results["interpolation"]["pairs"]) == 2 and len(results["style_transfer"]["pairs"]) == 2
     assert results["style_transfer"]["lambdas"] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    report = (out / "report.md").read_text()
-    for figure in out.glob("*.png"):
-        assert f"({figure.name})" in report
-    assert "| encoder/conv1 | Conv | 4x4 / 2 |" in report
+    assert_report_shows_every_figure(out)
+    assert "| encoder/conv1 | Conv | 4x4 / 2 |" in (out / "report.md").read_text()
 
 
 def test_cifar_pairs_are_from_different_classes(cifar_run):
