@@ -1,6 +1,6 @@
 """An autoencoder image prior with a bounded latent, its failure on outliers, a uniformity fix, and restoration.
 
-    python -m experiments.image_prior            # full budget, ~15 min on 2 CPU cores
+    python -m experiments.image_prior            # full budget, ~20 min on 2 CPU cores
     python -m experiments.image_prior --quick    # same code path, tiny budget, < 2 min
 
 The prior is P(I) ~ exp(-|D(E(I)) - I| / T) with E ending in a sigmoid, so codes lie in [0, 1]^d.
