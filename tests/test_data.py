@@ -93,13 +93,15 @@ def test_missing_data_error_lists_the_expected_files(tmp_path):
     assert str(tmp_path) in str(error.value) and "JAXGEN_DATA_DIR" in str(error.value)
 
 
-def test_tfds_fallback_with_mock_data(monkeypatch):
+@pytest.mark.parametrize("name, split, image_shape", [("mnist", "train", (28, 28, 1)), ("stl10", "test", (96, 96, 3))])
+def test_tfds_fallback_with_mock_data(monkeypatch, name, split, image_shape):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     with tfds.testing.mock_data(num_examples=7):
-        dataset = data.load("mnist", "train")
-    assert dataset.images.shape == (7, 28, 28, 1) and dataset.images.dtype == np.uint8
-    assert dataset.source == "tfds:mnist" and dataset.labels.min() >= 0 and dataset.labels.max() <= 9
+        dataset = data.load(name, split)
+    assert dataset.images.shape == (7, *image_shape) and dataset.images.dtype == np.uint8
+    assert dataset.source == f"tfds:{name}" and len(dataset.class_names) == 10
+    assert dataset.labels.min() >= 0 and dataset.labels.max() <= 9
 
 
 def test_real_mnist_when_available():
@@ -136,15 +138,6 @@ def test_patch_mask_hits_the_ratio_in_whole_patches(ratio):
     per_patch = patches.mean(-1)
     assert set(np.unique(per_patch).tolist()) <= {0.0, 1.0}  # a patch is masked whole or not at all
     np.testing.assert_allclose((per_patch == 0).mean(-1), ratio)
-
-
-def test_stl10_through_tfds_mock_data(monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    with tfds.testing.mock_data(num_examples=5):
-        dataset = data.load("stl10", "test")
-    assert dataset.images.shape == (5, 96, 96, 3) and dataset.images.dtype == np.uint8
-    assert dataset.source == "tfds:stl10" and len(dataset.class_names) == 10
 
 
 def test_subset_is_seeded_and_not_a_prefix():
