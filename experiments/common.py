@@ -41,7 +41,15 @@ class StudyOutput:
         if self.staging.exists():
             shutil.rmtree(self.staging)
         self.staging.mkdir(parents=True)
-        self.started = time.time()
+        self.started = self._phase_started = time.time()
+        self.phase_seconds: dict[str, float] = {}
+
+    def phase(self, name: str) -> None:
+        """Print how long the study's latest phase took; the times also go to results.json."""
+        now = time.time()
+        self.phase_seconds[name] = round(now - self._phase_started, 1)
+        self._phase_started = now
+        print(f"{name}: {self.phase_seconds[name]:.1f} s")
 
     def checkpoint_dir(self, model: str) -> Path:
         return self.root / "checkpoints" / model
@@ -55,6 +63,8 @@ class StudyOutput:
     def finish(self, results: dict, report: str) -> None:
         """Write results.json and report.md, then move every staged file into place."""
         results = {**results, "runtime_seconds": round(time.time() - self.started, 1)}
+        if self.phase_seconds:
+            results["phase_seconds"] = self.phase_seconds
         (self.staging / "results.json").write_text(json.dumps(to_jsonable(results), indent=2))
         (self.staging / "report.md").write_text(report)
         for path in self.staging.iterdir():

@@ -103,16 +103,6 @@ def parse_pairs(values, n_test):
     return pairs
 
 
-def seeded_pairs(labels, count, rng):
-    """`count` pairs of test indices from different classes (or just different images, unlabelled)."""
-    pairs = []
-    for _ in range(count):
-        a = int(rng.integers(len(labels)))
-        others = np.flatnonzero((labels != labels[a]) if labels[a] >= 0 else (np.arange(len(labels)) != a))
-        pairs.append((a, int(rng.choice(others))))
-    return pairs
-
-
 def describe(index, test_set):
     label = int(test_set.labels[index])
     return {"index": index, "class": test_set.class_names[label] if label >= 0 else None}
@@ -193,7 +183,7 @@ def main(argv=None):
     # 3. Interpolation between two test images of different classes.
     pick = np.random.default_rng(args.seed)
     pairs = (parse_pairs(args.interpolation_pairs, len(test_set)) if args.interpolation_pairs
-             else seeded_pairs(test_set.labels, NUM_PAIRS, pick))
+             else data.different_class_pairs(test_set.labels, NUM_PAIRS, pick))
     rows, row_labels = [], []
     for a, b in pairs:
         z = encode_means(model, params, test_set.images[[a, b]])
@@ -208,7 +198,7 @@ def main(argv=None):
 
     # 4. Style transfer by latent arithmetic.
     style_pairs = (parse_pairs(args.style_pairs, len(test_set)) if args.style_pairs
-                   else seeded_pairs(test_set.labels, NUM_PAIRS, pick))
+                   else data.different_class_pairs(test_set.labels, NUM_PAIRS, pick))
     rows, row_labels = [], []
     for a, b in style_pairs:
         z = encode_means(model, params, test_set.images[[a, b]])

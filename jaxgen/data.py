@@ -249,6 +249,16 @@ def subset(dataset: Dataset, n: int | None, seed: int = 0) -> Dataset:
     return dataclasses.replace(dataset, images=dataset.images[keep], labels=dataset.labels[keep])
 
 
+def different_class_pairs(labels: np.ndarray, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """`count` random pairs of indices whose labels differ (or just different images when unlabelled, -1)."""
+    pairs = []
+    for _ in range(count):
+        a = int(rng.integers(len(labels)))
+        others = np.flatnonzero((labels != labels[a]) if labels[a] >= 0 else (np.arange(len(labels)) != a))
+        pairs.append((a, int(rng.choice(others))))
+    return pairs
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """The example order of one epoch: a function of (seed, epoch) only, so resumes replay it."""
     return np.random.default_rng([seed, epoch]).permutation(n)
@@ -269,8 +279,9 @@ def iterate_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
 
 
 def to_float(images) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [0, 1]."""
-    return np.asarray(images, dtype=np.float32) / 255.0
+    """uint8 [0, 255] -> float32 [0, 1]; float images are taken to be in [0, 1] already."""
+    images = np.asarray(images)
+    return images.astype(np.float32) / (255.0 if images.dtype == np.uint8 else 1.0)
 
 
 # ------------------------------------------------------------------ corruptions
@@ -305,7 +316,9 @@ def patch_mask(rng, batch: int, height: int, width: int, patch: int, ratio: floa
 
 
 def to_float_jax(images):
-    """uint8 [0, 255] -> float32 [0, 1] inside jitted code (batches travel as uint8)."""
+    """uint8 [0, 255] -> float32 [0, 1] inside jitted code (batches travel as uint8); float images
+    are taken to be in [0, 1] already."""
     import jax.numpy as jnp
 
-    return images.astype(jnp.float32) / 255.0
+    images = jnp.asarray(images)
+    return images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)

@@ -60,6 +60,12 @@ def ssim(a, b, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.
     return _mean_per_image(ssim_map)
 
 
+def image_scores(reconstructed, targets) -> dict:
+    """Per-image MSE, MAE, PSNR and SSIM of images in [0, 1]."""
+    return {"mse": mse(reconstructed, targets), "mae": mae(reconstructed, targets),
+            "psnr": psnr(reconstructed, targets), "ssim": ssim(reconstructed, targets)}
+
+
 def neg_elbo_bernoulli(logits, targets, mean, logvar):
     """Negative ELBO in nats per image: Bernoulli NLL summed over pixels plus the analytic KL."""
     return losses.bernoulli_nll(logits, targets) + losses.gaussian_kl(mean, logvar)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxgen import losses
 from jaxgen.uniformity import sliced_wasserstein_to_uniform
-from jaxgen.data import to_float_jax
+from jaxgen.data import add_gaussian_noise, patch_mask, to_float_jax
 
 
 def vae_objective(model, recon: str = "bce", beta: float = 1.0, kl_warmup_steps: int = 0):
@@ -53,5 +53,23 @@ def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections:
         recon = losses.squared_error(jax.nn.sigmoid(logits), x)
         uniformity = jnp.full_like(recon, sliced_wasserstein_to_uniform(rng, code, num_projections))
         return {"loss": recon + uniformity_weight * uniformity, "recon": recon, "uniformity": uniformity}
+
+    return objective
+
+
+def autoencoder_objective(model, noise_sigma: float = 0.0, mask_ratio: float = 0.0, mask_patch: int = 2):
+    """Mean squared error per pixel between the clean image and the reconstruction of its corrupted
+    version: Gaussian noise of std `noise_sigma` on the input, clipped to [0, 1] (denoising AE), and/or
+    `mask_ratio` of the first stage's feature-map patches zeroed (masked conv AE)."""
+    def objective(params, batch, rng):
+        x = to_float_jax(batch["image"])
+        noise_rng, mask_rng = jax.random.split(rng)
+        inputs = add_gaussian_noise(noise_rng, x, noise_sigma) if noise_sigma else x
+        mask = None
+        if mask_ratio:
+            # The first stage is a stride-2 conv: its feature maps are half the image's size.
+            mask = patch_mask(mask_rng, x.shape[0], x.shape[1] // 2, x.shape[2] // 2, mask_patch, mask_ratio)
+        logits, _ = model.apply(params, inputs, mask)
+        return {"loss": jnp.mean((jax.nn.sigmoid(logits) - x) ** 2, axis=(1, 2, 3))}
 
     return objective

@@ -131,3 +131,65 @@ def histograms(samples: dict[str, np.ndarray], path, title: str = "", xlabel: st
     ax.set_title(title)
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def scatter_panels(panels: dict[str, np.ndarray], labels: np.ndarray, path, ncols: int,
+                   class_names: Sequence[str] | None = None, title: str = "") -> None:
+    """One class-coloured 2-D scatter per named point set (all sharing `labels`); legend in the first."""
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.8 * nrows), squeeze=False)
+    for ax, (name, points) in zip(axes.flat, panels.items()):
+        scatter_by_class(points, labels, None, class_names, title=name, ax=ax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if ax is not axes[0][0]:
+            ax.get_legend().remove()
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def decision_regions(panels: dict[str, tuple[np.ndarray, np.ndarray, object]], path,
+                     class_names: Sequence[str] | None = None, title: str = "", resolution: int = 300) -> None:
+    """Per named panel (points (N, 2), labels, fitted 2-D classifier): the classifier's predicted class
+    over the plane as coloured regions, with the points on top."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    for ax, (name, (points, labels, classifier)) in zip(axes[0], panels.items()):
+        low, high = np.percentile(points, 1, axis=0), np.percentile(points, 99, axis=0)
+        pad = 0.1 * (high - low)
+        xs, ys = np.meshgrid(np.linspace(low[0] - pad[0], high[0] + pad[0], resolution),
+                             np.linspace(low[1] - pad[1], high[1] + pad[1], resolution))
+        predicted = classifier.predict(np.stack([xs.ravel(), ys.ravel()], 1)).reshape(xs.shape)
+        ax.contourf(xs, ys, predicted, levels=np.arange(11) - 0.5, cmap="tab10", alpha=0.25, vmin=-0.5, vmax=9.5)
+        scatter_by_class(points, labels, None, class_names, title=name, ax=ax)
+        ax.set_xlim(xs.min(), xs.max())
+        ax.set_ylim(ys.min(), ys.max())
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def heatmap_grid(images: np.ndarray, maps: dict[str, np.ndarray], path, title: str = "") -> None:
+    """Rows of [image, one heat map per named set (each (N, H, W)) overlaid on it]; one colour
+    scale per column."""
+    fig, axes = plt.subplots(len(images), 1 + len(maps), figsize=(1.9 * (1 + len(maps)), 1.9 * len(images)),
+                             squeeze=False)
+    for row, image in enumerate(images):
+        axes[row][0].imshow(np.clip(image, 0, 1))
+        for col, (name, heat) in enumerate(maps.items(), start=1):
+            axes[row][col].imshow(np.clip(image, 0, 1))
+            shown = axes[row][col].imshow(heat[row], cmap="inferno", alpha=0.65, vmin=0,
+                                          vmax=max(float(heat.max()), 1e-12))
+            if row == 0:
+                axes[row][col].set_title(name, fontsize=8)
+                fig.colorbar(shown, ax=axes[:, col].tolist(), shrink=0.6, pad=0.02)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].set_title("image", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)  # not tight_layout: it fights the shared colour bars
+    plt.close(fig)

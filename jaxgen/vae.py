@@ -34,9 +34,7 @@ def reconstruction_metrics(model, params, images, seed: int, batch_size: int = 5
     def per_batch(batch, _):
         x = data.to_float_jax(batch["image"])
         mean, _ = model.apply(params, x, method=model.encode)
-        pixels = jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
-        return {"mse": metrics.mse(pixels, x), "mae": metrics.mae(pixels, x),
-                "psnr": metrics.psnr(pixels, x), "ssim": metrics.ssim(pixels, x)}
+        return metrics.image_scores(jax.nn.sigmoid(model.apply(params, mean, method=model.decode)), x)
     per_image = train.batched_apply(per_batch, {"image": images}, batch_size)
     scores = {k: float(np.mean(v)) for k, v in per_image.items()}
     terms = train.evaluate(objectives.vae_objective(model, recon, beta), params, images,

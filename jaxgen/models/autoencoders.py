@@ -177,3 +177,102 @@ class BoundedAE(nn.Module):
     def __call__(self, x):
         code = self.encode(x)
         return self.decode(code), code
+
+
+class SpatialEncoder(nn.Module):
+    """Stride-2 4x4 conv stages (ReLU), then a 3x3 conv to a `code_channels`-deep code map, flattened.
+
+    `feature_mask` (B, h, w, 1), when given, multiplies the first stage's feature maps: the masked
+    conv AE drops patches of features, not of pixels."""
+    channels: Sequence[int]
+    code_channels: int
+
+    @nn.compact
+    def __call__(self, x, feature_mask=None):
+        for i, width in enumerate(self.channels):
+            x = nn.relu(nn.Conv(width, **DOWN, name=f"conv{i + 1}")(x))
+            if i == 0 and feature_mask is not None:
+                x = x * feature_mask
+        code = nn.Conv(self.code_channels, (3, 3), name="to_code")(x)
+        return code.reshape(code.shape[0], -1)
+
+
+class SpatialDecoder(nn.Module):
+    """The mirror of SpatialEncoder: 3x3 conv from the code map, then exact 4x4 stride-2 transposed
+    convolutions back to `image_shape`; returns logits."""
+    channels: Sequence[int]  # the encoder's, first stage first
+    image_shape: Sequence[int]
+
+    @nn.compact
+    def __call__(self, code):
+        height, width = code_map_size(self.image_shape, self.channels)
+        h = code.reshape(code.shape[0], height, width, -1)
+        h = nn.relu(nn.Conv(self.channels[-1], (3, 3), name="from_code")(h))
+        for i, width_out in enumerate(reversed(self.channels[:-1])):
+            h = nn.relu(UpConv(width_out, name=f"upconv{i + 1}")(h))
+        return UpConv(self.image_shape[-1], name=f"upconv{len(self.channels)}")(h)
+
+
+def code_map_size(image_shape, channels) -> tuple[int, int]:
+    """(height, width) of the code map after the stride-2 stages."""
+    check_divisible(image_shape, channels)
+    factor = 2 ** len(channels)
+    return image_shape[0] // factor, image_shape[1] // factor
+
+
+def code_channels(image_shape, channels, latent_dim: int) -> int:
+    """Depth of a code map holding `latent_dim` numbers; a clear error when it cannot."""
+    height, width = code_map_size(image_shape, channels)
+    if latent_dim % (height * width):
+        raise ValueError(f"latent size {latent_dim} is not a whole number of {height}x{width} code maps: "
+                         f"use a multiple of {height * width}")
+    return latent_dim // (height * width)
+
+
+class SpatialConvAE(nn.Module):
+    """Fully convolutional autoencoder with a spatial code of `latent_dim` numbers
+    (e.g. 32x32x3 -> 8x8x8 = 512). `__call__(x, feature_mask=None) -> (logits, code)`; the same
+    module is the AE, every denoising AE (noise is in the objective) and the masked conv AE."""
+    image_shape: Sequence[int] = (32, 32, 3)
+    latent_dim: int = 512
+    channels: Sequence[int] = (32, 64)
+
+    def setup(self):
+        self.encoder = SpatialEncoder(self.channels, code_channels(self.image_shape, self.channels, self.latent_dim))
+        self.decoder = SpatialDecoder(self.channels, self.image_shape)
+
+    def encode(self, x, feature_mask=None):
+        return self.encoder(x, feature_mask)
+
+    def decode(self, code):
+        return self.decoder(code)
+
+    def __call__(self, x, feature_mask=None):
+        code = self.encode(x, feature_mask)
+        return self.decode(code), code
+
+
+class SpatialConvVAE(nn.Module):
+    """SpatialConvAE's VAE twin: the code map has a mean and a log-variance channel block, each
+    flattened to `latent_dim` numbers; the usual VAE interface."""
+    image_shape: Sequence[int] = (32, 32, 3)
+    latent_dim: int = 512
+    channels: Sequence[int] = (32, 64)
+
+    def setup(self):
+        depth = code_channels(self.image_shape, self.channels, self.latent_dim)
+        self.encoder = SpatialEncoder(self.channels, 2 * depth)
+        self.decoder = SpatialDecoder(self.channels, self.image_shape)
+
+    def encode(self, x):
+        height, width = code_map_size(self.image_shape, self.channels)
+        code = self.encoder(x).reshape(x.shape[0], height, width, -1)
+        mean, logvar = jnp.split(code, 2, axis=-1)
+        return mean.reshape(x.shape[0], -1), logvar.reshape(x.shape[0], -1)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def __call__(self, x, rng):
+        mean, logvar = self.encode(x)
+        return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
