@@ -1,0 +1,92 @@
+"""Speed against PyTorch, side by side: `python -m benchmarks.run [--only NAME ...] [--quick]`.
+
+Each workload runs its jaxgen version and an equivalent PyTorch model (same layers, parameter count, batch
+size and optimizer) one after the other in this process; the table gives both rates and their ratio
+(jaxgen / PyTorch, higher is better) and benchmarks/results.json keeps them with the machine they ran on.
+Ratios are comparable across machines; absolute rates only on the same one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import workloads
+
+REPO = Path(__file__).resolve().parent.parent
+WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "scaling")
+
+
+def scaling(quick: bool) -> dict:
+    """Throughput and loss curves of the same training on 1 and on 8 forced CPU devices."""
+    runs = {}
+    for devices in (1, 8):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+               "PYTHONPATH": str(REPO)}
+        flags = ["--images", "2048", "--epochs", "2"] if quick else ["--images", "16384", "--epochs", "3"]
+        done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", *flags], env=env, cwd=REPO,
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"scaling run on {devices} devices failed:\n{done.stderr[-3000:]}")
+        runs[devices] = json.loads(done.stdout.strip().splitlines()[-1])
+    one, eight = runs[1], runs[8]
+    gap = max(abs(a - b) / abs(a) for a, b in zip(one["train_loss"], eight["train_loss"]))
+    return {"workload": "scaling", "unit": "images/s", "jaxgen": eight["images_per_second"],
+            "pytorch": None, "ratio": None, "one_device": one["images_per_second"],
+            "eight_devices": eight["images_per_second"], "loss_curve_max_relative_gap": gap,
+            "train_loss_one_device": one["train_loss"], "train_loss_eight_devices": eight["train_loss"]}
+
+
+def run(names, budget, quick: bool) -> list[dict]:
+    rows, step_rate = [], None
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        if name == "mnist_conv_vae_step":
+            row = workloads.mnist_vae_step(budget)
+            step_rate = row["jaxgen"]
+        elif name == "cifar_conv_ae_step":
+            row = workloads.cifar_ae_step(budget)
+        elif name == "dino_ddpm_run":
+            row = workloads.dino_ddpm_run(budget)
+        elif name == "mnist_conv_vae_epoch":
+            row = workloads.mnist_vae_epoch(budget, step_rate)
+        else:
+            row = scaling(quick)
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row) -> str:
+    if row["workload"] == "scaling":
+        return (f"{'scaling (1 -> 8 CPU devices)':32s} {row['one_device']:10.1f} -> {row['eight_devices']:.1f} "
+                f"{row['unit']}; loss curves agree to {row['loss_curve_max_relative_gap']:.1e} (relative)")
+    extra = f"  (jaxgen compile {row['compile_seconds']:.1f} s)" if "compile_seconds" in row else ""
+    if "share_of_step_rate" in row:
+        extra += f"  (epoch / pure-step rate {row['share_of_step_rate']:.2f})"
+    return f"{row['workload']:32s} {row['jaxgen']:10.1f} {row['pytorch']:10.1f} {row['ratio']:7.2f}  {row['unit']}{extra}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=None, help="run just these workloads")
+    parser.add_argument("--quick", action="store_true", help="short measurements: a smoke test of every workload")
+    parser.add_argument("--out", default=None,
+                        help="results file (default benchmarks/results.json; benchmarks/results_quick.json with --quick)")
+    args = parser.parse_args(argv)
+    budget = workloads.QUICK if args.quick else workloads.FULL
+    machine = workloads.machine()
+    print(f"machine: {machine}")
+    print(f"{'workload':32s} {'jaxgen':>10s} {'PyTorch':>10s} {'ratio':>7s}")
+    rows = run(args.only or WORKLOADS, budget, args.quick)
+    out = Path(args.out or REPO / "benchmarks" / ("results_quick.json" if args.quick else "results.json"))
+    out.write_text(json.dumps({"machine": machine, "budget": "quick" if args.quick else "full", "rows": rows},
+                              indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""PyTorch twins of the benchmarked jaxgen models: the same layers, shapes and parameter counts.
+
+Written for the benchmarks only (PyTorch is a benchmark/test dependency). Images are NCHW here.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class MnistConvVAE(nn.Module):
+    """jaxgen.models.autoencoders.MnistConvVAE."""
+
+    def __init__(self, latent_dim: int = 20):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 4, 2, 1), nn.Conv2d(32, 64, 4, 2, 1)
+        self.enc_fc1, self.enc_fc2 = nn.Linear(64 * 7 * 7, 256), nn.Linear(256, 128)
+        self.to_mean, self.to_logvar = nn.Linear(128, latent_dim), nn.Linear(128, latent_dim)
+        self.dec_fc1, self.dec_fc2, self.dec_fc3 = nn.Linear(latent_dim, 128), nn.Linear(128, 256), nn.Linear(256, 64 * 7 * 7)
+        self.deconv1, self.deconv2 = nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ConvTranspose2d(32, 1, 4, 2, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.conv2(torch.relu(self.conv1(x)))).flatten(1)
+        h = torch.relu(self.enc_fc2(torch.relu(self.enc_fc1(h))))
+        mean, logvar = self.to_mean(h), self.to_logvar(h)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        h = torch.relu(self.dec_fc3(torch.relu(self.dec_fc2(torch.relu(self.dec_fc1(z))))))
+        h = torch.relu(self.deconv1(h.view(-1, 64, 7, 7)))
+        return self.deconv2(h), mean, logvar
+
+
+def vae_loss(model, x):
+    """Negative ELBO with a Bernoulli decoder, batch mean of per-image sums (jaxgen.objectives.vae_objective)."""
+    logits, mean, logvar = model(x)
+    recon = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(1)
+    return (recon + kl).mean()
+
+
+class SpatialConvAE(nn.Module):
+    """jaxgen.models.autoencoders.SpatialConvAE with its CIFAR-10 defaults (32x32x3 -> 8x8x8 code)."""
+
+    def __init__(self, channels=(32, 64), code_channels: int = 8, image_channels: int = 3):
+        super().__init__()
+        c1, c2 = channels
+        self.conv1, self.conv2 = nn.Conv2d(image_channels, c1, 4, 2, 1), nn.Conv2d(c1, c2, 4, 2, 1)
+        self.to_code, self.from_code = nn.Conv2d(c2, code_channels, 3, 1, 1), nn.Conv2d(code_channels, c2, 3, 1, 1)
+        self.upconv1, self.upconv2 = nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ConvTranspose2d(c1, image_channels, 4, 2, 1)
+
+    def forward(self, x):
+        code = self.to_code(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+        h = torch.relu(self.upconv1(torch.relu(self.from_code(code))))
+        return self.upconv2(h)
+
+
+def autoencoder_loss(model, x):
+    """Per-pixel MSE of the sigmoid reconstruction (jaxgen.objectives.autoencoder_objective, no corruption)."""
+    return (torch.sigmoid(model(x)) - x).square().mean()
+
+
+class FourierDenoisingMLP(nn.Module):
+    """jaxgen.models.diffusion.DenoisingMLP('fourier'): fixed Gaussian frequencies (buffers, no gradient),
+    [cos, sin] features of x (64) and of the scaled time (32), 3 x (Linear 64, ReLU), Linear 2."""
+
+    def __init__(self, num_steps: int = 50, width: int = 64, depth: int = 3, position_features: int = 64,
+                 time_features: int = 32, fourier_scale: float = 1.0, dim: int = 2):
+        super().__init__()
+        self.num_steps = num_steps
+        self.register_buffer("b_pos", fourier_scale * torch.randn(position_features, dim))
+        self.register_buffer("b_time", fourier_scale * torch.randn(time_features, 1))
+        widths = [2 * (position_features + time_features)] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(width, dim)
+
+    @staticmethod
+    def features(x, b):
+        projected = 2 * math.pi * x @ b.T
+        return torch.cat([projected.cos(), projected.sin()], -1)
+
+    def forward(self, x, t):
+        t_scaled = ((t.float() - 1.0) / (self.num_steps - 1))[:, None]
+        h = torch.cat([self.features(x, self.b_pos), self.features(t_scaled, self.b_time)], -1)
+        for layer in self.hidden:
+            h = torch.relu(layer(h))
+        return self.out(h)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Trainable parameters (the Fourier frequencies are buffers, as in jaxgen they are constants)."""
+    return sum(p.numel() for p in model.parameters())

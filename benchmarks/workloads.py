@@ -1,0 +1,256 @@
+"""The benchmark workloads: each runs the jaxgen version and its PyTorch twin one after the other in
+this process and returns a row {workload, unit, jaxgen, pytorch, ratio, ...}. Warm-up (and jaxgen's
+compilation, reported as compile_seconds) is excluded from the rates."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from benchmarks import torch_models
+from jaxgen import data, ddpm, objectives, train
+from jaxgen.models.autoencoders import MnistConvVAE, SpatialConvAE
+from jaxgen.models.diffusion import DenoisingMLP
+
+BATCH = 128
+LEARNING_RATE = 1e-3
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float = 10.0  # measured time per side for the step workloads
+    dino_epochs: int = 100  # x 50 steps: the dino run (the study's full run is 400 epochs)
+    epoch_images: int | None = None  # None: the whole MNIST training set
+
+
+FULL = Budget()
+QUICK = Budget(seconds=1.0, dino_epochs=5, epoch_images=2048)
+
+
+def jax_parameter_count(params) -> int:
+    return int(sum(np.size(p) for p in jax.tree.leaves(params.get("params", params))))
+
+
+def _timed_calls(call, seconds: float) -> tuple[int, float]:
+    """Run `call()` (which blocks) repeatedly for about `seconds`; (calls, elapsed)."""
+    calls, started = 0, time.perf_counter()
+    while True:
+        call()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return calls, elapsed
+
+
+def jaxgen_step_rate(params, objective, images: np.ndarray, seconds: float) -> dict:
+    """Optimizer steps per second of jaxgen's compiled train chunk (train.make_train_chunk, the
+    function train.fit runs) on one fixed batch of uint8 `images` repeated for each step."""
+    mesh = train.data_mesh()
+    config = train.TrainConfig(epochs=1, batch_size=len(images), learning_rate=LEARNING_RATE)
+    state = train.create_train_state(params, train.adam(config), mesh)
+    chunk = train.make_train_chunk(objective, mesh, seed=0)
+    steps = config.steps_per_call
+    batches = jax.device_put({"image": np.stack([images] * steps), "label": np.zeros((steps, len(images)), np.int32)},
+                             NamedSharding(mesh, P(None, "data")))
+    holder = {"state": state}
+
+    def call():
+        holder["state"], terms = chunk(holder["state"], batches)
+        jax.block_until_ready(terms)
+
+    started = time.perf_counter()
+    call()  # compiles
+    compile_seconds = time.perf_counter() - started
+    call()  # warm-up
+    calls, elapsed = _timed_calls(call, seconds)
+    return {"rate": calls * steps / elapsed, "compile_seconds": compile_seconds}
+
+
+def torch_step_rate(model, loss_fn, images: np.ndarray, seconds: float) -> float:
+    """Optimizer steps per second of an eager PyTorch loop (Adam) on one fixed float NCHW batch."""
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+
+    def call():
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model, x).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        call()
+    calls, elapsed = _timed_calls(call, seconds)
+    return calls / elapsed
+
+
+def _row(workload, unit, jaxgen_rate, torch_rate, **extra) -> dict:
+    return {"workload": workload, "unit": unit, "jaxgen": jaxgen_rate, "pytorch": torch_rate,
+            "ratio": jaxgen_rate / torch_rate, **extra}
+
+
+def synthetic_images(n: int, shape, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n,) + tuple(shape)) * 255).astype(np.uint8)
+
+
+def step_workload(name, jax_model, jax_params, objective, torch_model, torch_loss, image_shape, budget) -> dict:
+    counts = {"jaxgen": jax_parameter_count(jax_params), "pytorch": torch_models.parameter_count(torch_model)}
+    if counts["jaxgen"] != counts["pytorch"]:
+        raise AssertionError(f"{name}: parameter counts differ {counts}")
+    images = synthetic_images(BATCH, image_shape)
+    jaxgen = jaxgen_step_rate(jax_params, objective, images, budget.seconds)
+    pytorch = torch_step_rate(torch_model, torch_loss, images, budget.seconds)
+    return _row(name, "steps/s", jaxgen["rate"], pytorch, compile_seconds=jaxgen["compile_seconds"],
+                parameters=counts["jaxgen"], batch_size=BATCH)
+
+
+def mnist_models(seed: int = 0):
+    model = MnistConvVAE(20)
+    params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1)), jax.random.key(0))
+    torch.manual_seed(seed)
+    return model, params, torch_models.MnistConvVAE(20)
+
+
+def cifar_models(seed: int = 0):
+    model = SpatialConvAE((32, 32, 3), 512, (32, 64))
+    params = model.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
+    torch.manual_seed(seed)
+    return model, params, torch_models.SpatialConvAE((32, 64), 8)
+
+
+def mnist_vae_step(budget: Budget) -> dict:
+    """(1) The MNIST study's conv VAE, one Adam step on a batch of 128."""
+    model, params, twin = mnist_models()
+    return step_workload("mnist_conv_vae_step", model, params, objectives.vae_objective(model), twin,
+                         torch_models.vae_loss, (28, 28, 1), budget)
+
+
+def cifar_ae_step(budget: Budget) -> dict:
+    """(2) The CIFAR-10 study's conv AE (8x8x8 code), one Adam step on a batch of 128."""
+    model, params, twin = cifar_models()
+    return step_workload("cifar_conv_ae_step", model, params, objectives.autoencoder_objective(model), twin,
+                         torch_models.autoencoder_loss, (32, 32, 3), budget)
+
+
+def dino_points(data_dir=None) -> np.ndarray:
+    try:
+        raw = data.load_datasaurus("dino", data_dir)
+    except data.DataNotFoundError:
+        raw = np.random.default_rng(0).normal(size=(142, 2))
+    return ((raw - raw.mean(0)) / raw.std(0)).astype(np.float32)
+
+
+def dino_ddpm_run(budget: Budget) -> dict:
+    """(3) The dino study's whole training run of the Fourier variant (same batch, schedule, clipping,
+    Adam, per-epoch test loss), in steps per second."""
+    from experiments import dino_diffusion as study
+
+    points = dino_points()
+    run_budget = study.Budget(epochs=budget.dino_epochs)
+    schedule = ddpm.linear_schedule(study.NUM_STEPS, study.BETA_MIN, study.BETA_MAX)
+    eval_set = study.fixed_eval_set(points, run_budget.eval_repeats, 0)
+    model = DenoisingMLP("fourier", study.NUM_STEPS)
+    variables = model.init(jax.random.key(0), points[:1], jnp.ones((1,), jnp.int32))
+    steps = run_budget.epochs * run_budget.steps_per_epoch
+    started = time.perf_counter()
+    compiled = study.make_train_run(model, schedule, jnp.asarray(points), eval_set, run_budget, 0).lower(
+        variables).compile()
+    compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    jax.block_until_ready(compiled(variables))
+    jaxgen_rate = steps / (time.perf_counter() - started)
+
+    torch.manual_seed(0)
+    twin = torch_models.FourierDenoisingMLP(study.NUM_STEPS)
+    counts = {"jaxgen": jax_parameter_count(variables), "pytorch": torch_models.parameter_count(twin)}
+    if counts["jaxgen"] != counts["pytorch"]:
+        raise AssertionError(f"dino: parameter counts differ {counts}")
+    torch_rate = torch_dino_rate(twin, points, schedule, eval_set, run_budget)
+    return _row("dino_ddpm_run", "steps/s", jaxgen_rate, torch_rate, compile_seconds=compile_seconds,
+                parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
+
+
+def torch_dino_rate(model, points, schedule, eval_set, run_budget) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=run_budget.learning_rate)
+    x_all = torch.from_numpy(points)
+    alpha_bars = torch.from_numpy(np.array(schedule.alpha_bars, np.float32))
+    eval_x0, eval_t, eval_noise = (torch.from_numpy(np.array(a)) for a in eval_set)
+    generator = torch.Generator().manual_seed(0)
+    num_steps = schedule.num_steps
+
+    def epsilon_loss(x0, t, noise):
+        abar = alpha_bars[t][:, None]
+        return (model(abar.sqrt() * x0 + (1 - abar).sqrt() * noise, t) - noise).square().mean()
+
+    def epoch():
+        for _ in range(run_budget.steps_per_epoch):
+            index = torch.randint(0, len(x_all), (run_budget.batch_size,), generator=generator)
+            t = torch.randint(1, num_steps + 1, (run_budget.batch_size,), generator=generator)
+            noise = torch.randn(run_budget.batch_size, 2, generator=generator)
+            optimizer.zero_grad(set_to_none=True)
+            epsilon_loss(x_all[index], t, noise).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), run_budget.grad_clip_norm)
+            optimizer.step()
+        with torch.no_grad():
+            epsilon_loss(eval_x0, eval_t, eval_noise)
+
+    epoch()  # warm-up
+    started = time.perf_counter()
+    for _ in range(run_budget.epochs):
+        epoch()
+    return run_budget.epochs * run_budget.steps_per_epoch / (time.perf_counter() - started)
+
+
+def mnist_images(n: int | None) -> np.ndarray:
+    try:
+        images = data.load("mnist", "train", allow_download=False).images
+    except data.DataNotFoundError:
+        images = synthetic_images(60000, (28, 28, 1))
+    return images[:n] if n else images
+
+
+def mnist_vae_epoch(budget: Budget, step_rate: float | None = None) -> dict:
+    """(4) A whole epoch of (1) through train.fit (shuffling, batching, host-to-device copies,
+    per-epoch checkpoint), in images per second; and its share of (1)'s pure step rate."""
+    images = mnist_images(budget.epoch_images)
+    train_set = data.Dataset(images, np.zeros(len(images), np.int64), (), "mnist")
+    model, params, twin = mnist_models()
+    config = train.TrainConfig(epochs=2, batch_size=BATCH, learning_rate=LEARNING_RATE)
+    state = train.create_train_state(params, train.adam(config))
+    with tempfile.TemporaryDirectory() as directory:
+        _, history = train.fit(state, objectives.vae_objective(model), train_set, None, config, directory,
+                               desc="mnist epoch")
+    seen = len(images) // BATCH * BATCH
+    jaxgen_rate = seen / history["epoch_seconds"][1]  # epoch 2: compiled already
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(images)),
+                                         batch_size=BATCH, shuffle=True, drop_last=True)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
+
+    def epoch():
+        for (batch,) in loader:
+            x = batch.permute(0, 3, 1, 2).float() / 255.0
+            optimizer.zero_grad(set_to_none=True)
+            torch_models.vae_loss(twin, x).backward()
+            optimizer.step()
+
+    epoch()  # warm-up, as jaxgen's first epoch
+    started = time.perf_counter()
+    epoch()
+    torch_rate = seen / (time.perf_counter() - started)
+    row = _row("mnist_conv_vae_epoch", "images/s", jaxgen_rate, torch_rate, images=seen)
+    if step_rate:
+        row["share_of_step_rate"] = jaxgen_rate / (step_rate * BATCH)
+    return row
+
+
+def machine() -> dict:
+    devices = jax.devices()
+    return {"device_kind": devices[0].device_kind, "platform": devices[0].platform, "devices": len(devices),
+            "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "jax": jax.__version__,
+            "torch": torch.__version__}

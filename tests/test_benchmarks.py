@@ -1,0 +1,66 @@
+"""The benchmarks compare like with like: equal parameter counts, and (weights copied across) the
+PyTorch twin computes what the jaxgen model computes."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks import run, torch_models, workloads  # noqa: E402
+
+
+def test_parameter_counts_match():
+    for make in (workloads.mnist_models, workloads.cifar_models):
+        _, params, twin = make()
+        assert workloads.jax_parameter_count(params) == torch_models.parameter_count(twin)
+    from jaxgen.models.diffusion import DenoisingMLP
+    variables = DenoisingMLP("fourier", 50).init(jax.random.key(0), jnp.zeros((1, 2)), jnp.ones((1,), jnp.int32))
+    assert workloads.jax_parameter_count(variables) == torch_models.parameter_count(
+        torch_models.FourierDenoisingMLP(50)) == 192 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 2 + 2
+
+
+def copy_conv_ae_weights(params, twin):
+    """flax HWIO conv kernels -> torch OIHW; flax transposed-conv kernels (no kernel flip) -> torch
+    (in, out, kh, kw) with the spatial taps reversed, since torch's transposed conv is conv's gradient."""
+    p = params["params"]
+    layers = {"conv1": p["encoder"]["conv1"], "conv2": p["encoder"]["conv2"], "to_code": p["encoder"]["to_code"],
+              "from_code": p["decoder"]["from_code"], "upconv1": p["decoder"]["upconv1"],
+              "upconv2": p["decoder"]["upconv2"]}
+    with torch.no_grad():
+        for name, leaf in layers.items():
+            kernel = np.asarray(leaf["kernel"])
+            if name.startswith("upconv"):
+                weight = kernel[::-1, ::-1].transpose(2, 3, 0, 1)
+            else:
+                weight = kernel.transpose(3, 2, 0, 1)
+            getattr(twin, name).weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            getattr(twin, name).bias.copy_(torch.from_numpy(np.asarray(leaf["bias"])))
+
+
+def test_cifar_twin_computes_the_same_function():
+    model, params, twin = workloads.cifar_models()
+    params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape), params)  # non-zero biases
+    copy_conv_ae_weights(params, twin)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    expected = np.asarray(model.apply(params, x)[0])
+    got = twin(torch.from_numpy(x.transpose(0, 3, 1, 2))).detach().numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_quick_benchmarks_write_every_workload(tmp_path):
+    out = tmp_path / "results.json"
+    run.main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["machine"]["cpu_cores"] >= 1
+    rows = {row["workload"]: row for row in result["rows"]}
+    assert set(rows) == set(run.WORKLOADS)
+    scaling = rows.pop("scaling")
+    assert scaling["one_device"] > 0 and scaling["eight_devices"] > 0
+    assert scaling["loss_curve_max_relative_gap"] < 1e-4  # 1 and 8 devices train the same model
+    for row in rows.values():
+        assert row["jaxgen"] > 0 and row["pytorch"] > 0
+        assert row["ratio"] == pytest.approx(row["jaxgen"] / row["pytorch"])
+    assert 0 < rows["mnist_conv_vae_epoch"]["share_of_step_rate"]
