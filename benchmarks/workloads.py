@@ -228,7 +228,7 @@ def mnist_vae_epoch(budget: Budget, step_rate: float | None = None) -> dict:
     seen = len(images) // BATCH * BATCH
     jaxgen_rate = seen / history["epoch_seconds"][1]  # epoch 2: compiled already
 
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(images)),
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(np.array(images))),
                                          batch_size=BATCH, shuffle=True, drop_last=True)
     optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
 
