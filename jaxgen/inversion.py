@@ -1,0 +1,255 @@
+"""StyleGAN2 inversion: find the latent whose image matches a target, in z, w or w+.
+
+Spaces (what is optimised, per target):
+  z       (z_dim,) through the mapping network. Start: `z_start`, the z among 10,000 seeded draws
+          whose w is closest to w_avg, so all three spaces start from (nearly) the same image.
+  w       (w_dim,) broadcast to every synthesis layer. Start: w_avg.
+  w_plus  (num_ws, w_dim), one w per layer. Start: w_avg in every row.
+
+Loss per target, images in [-1, 1] (the generator's range):
+  L = MSE + lpips_weight * LPIPS-VGG (at `lpips_resolution`) + cos_weight * (1 - cos(x, y)),
+where MSE is the mean over pixels and channels and cos is the cosine similarity of the two
+flattened images. The batch loss is the sum over targets; Adam is element-wise, so every target's
+trajectory is exactly what it would be if it were inverted alone.
+
+Noise inputs use the generator's stored constants (noise_mode 'const') and are not optimised.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from PIL import Image
+from tqdm.auto import tqdm
+
+from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from jaxgen.perceptual import lpips_features, lpips_from_features
+
+SPACES = ("z", "w", "w_plus")
+CONTENT_BOUNDARY_RESOLUTION = 64
+
+
+# ----------------------------------------------------------------------------- targets
+
+def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the largest centred square."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def load_target(path, resolution: int) -> np.ndarray:
+    """(R, R, 3) float32 in [-1, 1]: the image's largest centred square, resized with Lanczos.
+    No face alignment: FFHQ generators expect aligned faces, so unaligned photos invert worse."""
+    with Image.open(path) as image:
+        square = image.convert("RGB").crop(centre_square(*image.size))
+        resized = square.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    return np.asarray(resized, np.float32) / 127.5 - 1.0
+
+
+def load_targets(paths, resolution: int) -> np.ndarray:
+    return np.stack([load_target(p, resolution) for p in paths])
+
+
+def to_unit_range(images):
+    """[-1, 1] generator images -> [0, 1], clipped, for display and pixel metrics."""
+    return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- distances
+
+def mse(a, b):
+    """Per-image mean squared difference."""
+    return jnp.mean(jnp.square(a - b).reshape(a.shape[0], -1), axis=1)
+
+
+def cosine_distance(a, b, eps: float = 1e-12):
+    """Per-image 1 - cos(a, b) of the flattened images: 0 for images that differ only by a positive
+    factor, 1 for orthogonal ones, 2 for a and -a. Insensitive to overall contrast, not to shifts."""
+    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    cosine = jnp.sum(a * b, axis=1) / (jnp.linalg.norm(a, axis=1) * jnp.linalg.norm(b, axis=1) + eps)
+    return 1.0 - cosine
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionLoss:
+    """L = MSE + lpips_weight * LPIPS + cos_weight * cosine distance (see the module docstring)."""
+    lpips_weight: float = 0.0
+    cos_weight: float = 0.0
+    lpips_resolution: int = 256
+
+    @property
+    def uses_lpips(self) -> bool:
+        return self.lpips_weight != 0.0
+
+    def target_features(self, lpips_variables, targets):
+        """What the loss needs from the fixed targets, computed once per inversion."""
+        return lpips_features(lpips_variables, targets, self.lpips_resolution) if self.uses_lpips else None
+
+    def __call__(self, lpips_variables, images, targets, target_features):
+        """Per-image loss (N,)."""
+        loss = mse(images, targets)
+        if self.uses_lpips:
+            features = lpips_features(lpips_variables, images, self.lpips_resolution)
+            loss = loss + self.lpips_weight * lpips_from_features(lpips_variables, features, target_features)
+        if self.cos_weight:
+            loss = loss + self.cos_weight * cosine_distance(images, targets)
+        return loss
+
+
+# ----------------------------------------------------------------------------- latent spaces
+
+def z_start(module: StyleGAN2Generator, variables, candidates: int = 10_000, seed: int = 0):
+    """(z_dim,) the seeded standard-normal draw whose w lies closest (L2) to w_avg."""
+    z = jax.random.normal(jax.random.key(seed), (candidates, module.config.z_dim))
+    w = module.apply(variables, z, method=lambda m, z: m.mapping(z)[:, 0])
+    w_avg = variables["buffers"]["mapping"]["w_avg"]
+    return z[jnp.argmin(jnp.sum(jnp.square(w - w_avg), axis=1))]
+
+
+def start_latents(module: StyleGAN2Generator, variables, space: str, count: int, z=None):
+    """(count, ...) identical starting latents of `space`; z space needs `z` (see `z_start`)."""
+    w_avg = variables["buffers"]["mapping"]["w_avg"]
+    if space == "z":
+        if z is None:
+            raise ValueError("z space needs a start z (see z_start)")
+        return jnp.broadcast_to(z, (count, module.config.z_dim))
+    if space == "w":
+        return jnp.broadcast_to(w_avg, (count, module.config.w_dim))
+    if space == "w_plus":
+        return jnp.broadcast_to(w_avg, (count, module.config.num_ws, module.config.w_dim))
+    raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+
+
+def to_w_plus(module: StyleGAN2Generator, variables, latents, space: str):
+    """(N, num_ws, w_dim) synthesis input of latents in `space`."""
+    if space == "z":
+        return module.apply(variables, latents, method=module.mapping)
+    if space == "w":
+        return jnp.repeat(latents[:, None], module.config.num_ws, axis=1)
+    return latents
+
+
+def render(module: StyleGAN2Generator, variables, latents, space: str, noise_mode: str = "const"):
+    """(N, R, R, C) images of latents in `space`."""
+    return module.apply(variables, to_w_plus(module, variables, latents, space), noise_mode,
+                        method=module.synthesis)
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+@dataclasses.dataclass(frozen=True)
+class InversionSettings:
+    """Optimiser settings, the same for every space."""
+    iterations: int = 1000
+    learning_rate: float = 0.01
+    steps_per_call: int = 50  # iterations per compiled call; the progress bar updates between calls
+    noise_mode: str = "const"
+
+
+@dataclasses.dataclass
+class InversionResult:
+    space: str
+    latents: np.ndarray  # (N, ...) the optimised latents of `space`
+    w_plus: np.ndarray  # (N, num_ws, w_dim) what the synthesis network receives
+    images: np.ndarray  # (N, R, R, C) in the generator's range
+    loss_history: np.ndarray  # (iterations, N) per-target loss before each update
+
+    def save(self, path, **metadata) -> None:
+        np.savez(path, space=self.space, latents=self.latents, w_plus=self.w_plus,
+                 loss_history=self.loss_history, **metadata)
+
+
+def _chunk_length(iterations: int, steps_per_call: int) -> int:
+    """The largest divisor of `iterations` not above steps_per_call: every call then runs the same
+    compiled program."""
+    return max(d for d in range(1, min(iterations, steps_per_call) + 1) if iterations % d == 0)
+
+
+@functools.partial(jax.jit, static_argnames=("module", "space", "loss", "settings", "steps"))
+def _optimise(module, variables, lpips_variables, latents, opt_state, targets, target_features,
+              space: str, loss: InversionLoss, settings: InversionSettings, steps: int):
+    """`steps` Adam iterations in one program; returns (latents, opt_state, (steps, N) losses)."""
+    optimizer = optax.adam(settings.learning_rate)
+
+    def total_loss(latents):
+        images = render(module, variables, latents, space, settings.noise_mode)
+        per_target = loss(lpips_variables, images, targets, target_features)
+        return jnp.sum(per_target), per_target
+
+    def step(carry, _):
+        latents, opt_state = carry
+        (_, per_target), grad = jax.value_and_grad(total_loss, has_aux=True)(latents)
+        updates, opt_state = optimizer.update(grad, opt_state, latents)
+        return (optax.apply_updates(latents, updates), opt_state), per_target
+
+    (latents, opt_state), history = jax.lax.scan(step, (latents, opt_state), None, length=steps)
+    return latents, opt_state, history
+
+
+def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: InversionLoss = InversionLoss(),
+           settings: InversionSettings = InversionSettings(), lpips_variables=None, start=None,
+           progress: bool = True) -> InversionResult:
+    """Invert a batch of targets (N, R, R, C) in [-1, 1] in `space`. `lpips_variables` (from
+    `perceptual.load_lpips_vgg`) is needed when the loss uses LPIPS; `start` defaults to
+    `start_latents` (with `z_start` for z)."""
+    chex.assert_shape(targets, (None, module.config.img_resolution, module.config.img_resolution,
+                                module.config.img_channels))
+    if loss.uses_lpips and lpips_variables is None:
+        raise ValueError("this loss uses LPIPS: pass lpips_variables=perceptual.load_lpips_vgg()")
+    targets = jnp.asarray(targets, jnp.float32)
+    if start is None:
+        start = start_latents(module, variables, space, len(targets),
+                              z_start(module, variables) if space == "z" else None)
+    latents = jnp.array(start, jnp.float32)
+    opt_state = optax.adam(settings.learning_rate).init(latents)
+    target_features = loss.target_features(lpips_variables, targets)
+    steps = _chunk_length(settings.iterations, settings.steps_per_call)
+    history = []
+    with tqdm(total=settings.iterations, desc=f"invert {space}", disable=not progress, leave=False) as bar:
+        for _ in range(settings.iterations // steps):
+            latents, opt_state, losses = _optimise(module, variables, lpips_variables, latents, opt_state,
+                                                   targets, target_features, space, loss, settings, steps)
+            history.append(np.asarray(losses))
+            bar.update(steps)
+            bar.set_postfix(loss=f"{history[-1][-1].mean():.4g}")
+    w_plus = to_w_plus(module, variables, latents, space)
+    images = module.apply(variables, w_plus, settings.noise_mode, method=module.synthesis)
+    return InversionResult(space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
+                           np.concatenate(history))
+
+
+# ----------------------------------------------------------------------------- crossover
+
+def content_layer_count(config: StyleGAN2Config, boundary_resolution: int | None = None) -> int:
+    """k: how many leading w+ rows drive the synthesis convolutions at resolutions <= the boundary.
+
+    Row i feeds conv layer i (two per block from 8x8, one at 4x4) and the ToRGB of the block before
+    it, so convolutions up to resolution r read rows 0 .. 2 log2(r) - 4, i.e. k = 2 log2(r) - 3.
+    The default boundary is 64 px, the coarse/fine boundary of 1024 px generators (k = 9 of 18),
+    capped at a quarter of the output so small generators keep their last two octaves as fine
+    layers: 1024-256 px -> 9, 128 -> 7, 64 -> 5, 32 -> 3, 16 -> 1."""
+    if boundary_resolution is None:
+        boundary_resolution = min(CONTENT_BOUNDARY_RESOLUTION, config.img_resolution // 4)
+    if boundary_resolution not in config.block_resolutions:
+        raise ValueError(f"boundary_resolution must be one of {config.block_resolutions}, got {boundary_resolution}")
+    return 2 * int(np.log2(boundary_resolution)) - 3
+
+
+def crossover(content_w_plus, style_w_plus, k: int):
+    """(split A, split B), each (N, num_ws, w_dim).
+    A: rows 0..k-1 (layers 1..k) from the content latent, rows k.. from the style latent.
+    B: the reverse, rows 0..k-1 from the style latent, rows k.. from the content latent."""
+    chex.assert_equal_shape((content_w_plus, style_w_plus))
+    if not 0 < k < content_w_plus.shape[1]:
+        raise ValueError(f"k must be in 1..num_ws-1, got {k}")
+    coarse = np.arange(content_w_plus.shape[1])[None, :, None] < k
+    split_a = np.where(coarse, content_w_plus, style_w_plus)
+    split_b = np.where(coarse, style_w_plus, content_w_plus)
+    return split_a, split_b
+
