@@ -4,8 +4,10 @@
     python -m experiments.cifar_autoencoders --quick    # the same code path on 512 images, under 2 minutes
 
 Every model shares one fully convolutional encoder/decoder family (jaxgen.models.autoencoders.SpatialConvAE):
-two 4x4 stride-2 conv stages (32, 64 channels), a 3x3 conv to an 8x8 code map (latent 512 = 8x8x8 by default,
---latent-dim), and the mirror image with exact 4x4 stride-2 transposed convolutions.
+two 4x4 stride-2 conv stages (32, 64 channels), a 3x3 conv to an 8x8 code map (latent 2048 = 8x8x32 by default,
+--latent-dim), and the mirror image with exact 4x4 stride-2 transposed convolutions. One more AE, `ae_latent512`,
+has the 512-number code of the public reference numbers (--reference-latent-dim), so the AE can be compared with
+them at the same bottleneck size.
 
 Defaults, and why:
 - Denoising AEs see the image plus N(0, sigma^2) noise, clipped back to [0, 1] (so inputs stay valid images;
@@ -16,8 +18,10 @@ Defaults, and why:
   unmasked inputs; the masking section measures them with masks.
 - AEs minimise the per-pixel MSE; the VAE minimises the negative ELBO with a Bernoulli decoder (the flagship's
   loss) and is scored on the reconstruction of its posterior mean.
+- Latent 2048: linear probes of the codes gain ~7 points from 512 to 2048 numbers (45% -> 53% after 2 epochs of a
+  sigma-0.1 DAE), reconstruction ~0.4 dB, for 6% more training time; the code is still 2/3 of the 3,072 pixels.
 - Adam 2e-3 with cosine decay, batch 128. Linear probes: logistic regression (L2, C = 1) on standardised frozen
-  codes of all training images, scored on the test set.
+  codes of all training images, 150 L-BFGS iterations (the budget, not convergence), scored on the test set.
 """
 from __future__ import annotations
 
@@ -28,11 +32,11 @@ import jax
 import numpy as np
 
 from experiments.common import StudyOutput, markdown_table, study_parser, train_model
-from jaxgen import data, latent, objectives, plots, probes, train
+from jaxgen import data, latent, objectives, plots, probes
 from jaxgen.models.autoencoders import SpatialConvAE, SpatialConvVAE
 from jaxgen.reconstruction import masked_region_errors, noised_images, occlusion_sensitivity, reconstruction_scores
 from jaxgen.summary import layer_table, layer_table_markdown
-from jaxgen.vae import decode_pixels, encode_means
+from jaxgen.vae import decode_pixels, encode_images
 
 NAME = "cifar_autoencoders"
 NOISE_LEVELS = (0.1, 0.3, 0.5)
@@ -46,6 +50,7 @@ class ModelSpec:
     variational: bool = False
     noise_sigma: float = 0.0  # std of the training input noise
     mask_ratio: float = 0.0  # fraction of first-stage feature patches zeroed in training
+    latent_dim: int | None = None  # None: the study's --latent-dim
 
 
 MODELS = {
@@ -73,7 +78,7 @@ class Budget:
     test_examples: int | None = None
     embedded_points: int = 1000  # test images in the t-SNE / PCA plots
     occluded_images: int = 4
-    probe_iterations: int = 300
+    probe_iterations: int = 150
 
 
 FULL = Budget()
@@ -83,8 +88,11 @@ QUICK = Budget(epochs=1, batch_size=32, train_examples=512, test_examples=256, e
 
 def parse_args(argv=None):
     parser = study_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--latent-dim", type=int, default=512,
-                        help="numbers in the code: an 8x8 map of latent-dim/64 channels (default 512 = 8x8x8)")
+    parser.add_argument("--latent-dim", type=int, default=2048,
+                        help="numbers in the code: an 8x8 map of latent-dim/64 channels (default 2048 = 8x8x32)")
+    parser.add_argument("--reference-latent-dim", type=int, default=512,
+                        help="code size of the extra AE compared with the public reference numbers (default 512, "
+                             "the reference's; 0 or --latent-dim: no extra AE)")
     parser.add_argument("--channels", default="32,64", help="widths of the two stride-2 conv stages (default 32,64)")
     parser.add_argument("--mask-patch", type=int, default=2,
                         help="side of a masked patch on the 16x16 first-stage feature map (default 2)")
@@ -123,25 +131,33 @@ class Trained:
 
     def codes(self, images) -> np.ndarray:
         """(N, latent_dim) frozen codes (posterior means for the VAE) of uint8 or float images."""
-        if self.spec.variational:
-            return encode_means(self.model, self.params, images)
-        return train.batched_apply(lambda batch, _: self.model.apply(
-            self.params, data.to_float_jax(batch["image"]), method=self.model.encode), {"image": images}, 500)
+        return encode_images(self.model, self.params, images, output=0 if self.spec.variational else None)
 
 
-def train_all(args, budget, train_set, test_set, output, image_shape, channels) -> dict[str, Trained]:
-    ae = SpatialConvAE(image_shape, args.latent_dim, channels)
-    vae = SpatialConvVAE(image_shape, args.latent_dim, channels)
+def study_models(args) -> dict[str, ModelSpec]:
+    """MODELS, plus the AE at the reference bottleneck when it differs from --latent-dim."""
+    models = dict(MODELS)
+    if args.reference_latent_dim and args.reference_latent_dim != args.latent_dim:
+        models[f"ae_latent{args.reference_latent_dim}"] = ModelSpec(
+            f"autoencoder, MSE, {args.reference_latent_dim}-number code (the public reference's bottleneck)",
+            latent_dim=args.reference_latent_dim)
+    return models
+
+
+def train_all(args, budget, models, train_set, test_set, output, image_shape, channels) -> dict[str, Trained]:
     x = np.zeros((1,) + image_shape, np.float32)
     trained = {}
-    for i, (name, spec) in enumerate(MODELS.items()):
+    for i, (name, spec) in enumerate(models.items()):
         rng = jax.random.fold_in(jax.random.key(args.seed), i)
+        latent_dim = spec.latent_dim or args.latent_dim
         if spec.variational:
-            model, initial = vae, vae.init(rng, x, jax.random.key(0))
-            objective = objectives.vae_objective(vae, "bce")
+            model = SpatialConvVAE(image_shape, latent_dim, channels)
+            initial = model.init(rng, x, jax.random.key(0))
+            objective = objectives.vae_objective(model, "bce")
         else:
-            model, initial = ae, ae.init(rng, x)
-            objective = objectives.autoencoder_objective(ae, spec.noise_sigma, spec.mask_ratio, args.mask_patch)
+            model = SpatialConvAE(image_shape, latent_dim, channels)
+            initial = model.init(rng, x)
+            objective = objectives.autoencoder_objective(model, spec.noise_sigma, spec.mask_ratio, args.mask_patch)
         params, history = train_model(name, initial, objective, train_set, test_set, budget, budget.epochs, args,
                                       output, cosine_decay=True)
         trained[name] = Trained(name, spec, model, params, history)
@@ -283,17 +299,20 @@ def main(argv=None):
     output = StudyOutput(NAME, args)
     train_set, test_set = load_data(args, budget)
     image_shape = tuple(train_set.images.shape[1:])
+    models = study_models(args)
     try:
-        SpatialConvAE(image_shape, args.latent_dim, channels).init(jax.random.key(0), np.zeros((1,) + image_shape))
+        for latent_dim in {spec.latent_dim or args.latent_dim for spec in models.values()}:
+            SpatialConvAE(image_shape, latent_dim, channels).init(jax.random.key(0), np.zeros((1,) + image_shape))
     except ValueError as error:
-        raise SystemExit(f"--latent-dim / --channels: {error}")
+        raise SystemExit(f"--latent-dim / --reference-latent-dim / --channels: {error}")
 
-    trained = train_all(args, budget, train_set, test_set, output, image_shape, channels)
+    trained = train_all(args, budget, models, train_set, test_set, output, image_shape, channels)
     results = {"budget": "quick" if args.quick else "full", "seed": args.seed, "epochs": budget.epochs,
                "batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "latent_dim": args.latent_dim,
                "channels": list(channels), "mask_patch": args.mask_patch, "train_examples": len(train_set),
                "test_examples": len(test_set), "data_source": train_set.source, "noise_clipped": True,
-               "models": {name: spec.__dict__ for name, spec in MODELS.items()}}
+               "reference_latent_dim": args.reference_latent_dim,
+               "models": {name: spec.__dict__ for name, spec in models.items()}}
     results["layer_tables"] = architecture_tables(trained, image_shape)
     results["history"] = {name: model.history for name, model in trained.items()}
     output.phase("training")
@@ -313,7 +332,7 @@ def main(argv=None):
 def write_report(results) -> str:
     conditions = ["clean"] + [f"noisy_{s:g}" for s in NOISE_LEVELS]
     metric_rows = [[name] + [results[name][c][m] for c in conditions for m in ("mse", "mae", "psnr", "ssim")]
-                   for name in MODELS]
+                   for name in results["models"]]
     metric_headers = ["model"] + [f"{c} {m}" for c in conditions for m in ("MSE", "MAE", "PSNR", "SSIM")]
     probe = results["probe"]
     regions = results["decision_regions"]
@@ -324,6 +343,11 @@ def write_report(results) -> str:
     vae_params = sum(r["parameters"] for r in results["layer_tables"]["vae"])
     pair = results["vae_latent"]["interpolation_pair"]
     arithmetic = results["vae_latent"]["arithmetic"]
+    reference = [name for name, spec in results["models"].items() if spec["latent_dim"]]
+    reference_note = "".join(
+        f"`{name}` is the same AE with a {results['models'][name]['latent_dim']}-number code "
+        f"(an 8x8 map of {results['models'][name]['latent_dim'] // 64} channels), the bottleneck of the public "
+        "reference numbers.\n" for name in reference)
     return f"""# CIFAR-10 autoencoders: AE, denoising AEs, VAE, masked conv AEs
 
 Data: `{results['data_source']}`, {results['train_examples']:,} train / {results['test_examples']:,} test images.
@@ -338,6 +362,7 @@ same for every model.
 
 AE, every DAE and every MCAE share this architecture ({ae_params:,} parameters); the MCAEs multiply the output of
 conv1 (16x16 feature maps) by a mask that zeroes {results['mask_patch']}x{results['mask_patch']} feature patches.
+{reference_note}
 
 {layer_table_markdown(results['layer_tables']['ae'])}
 

@@ -21,6 +21,7 @@ from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.train import batched_apply
 from jaxgen.models.classifiers import DigitCNN, class_probabilities
 from jaxgen.uniformity import uniformity_report
+from jaxgen.vae import encode_images
 
 NAME = "image_prior"
 VARIANTS = ("naive", "regularized")
@@ -58,12 +59,6 @@ def parse_args(argv=None):
     parser.add_argument("--noise-sigma", type=float, default=0.2, help="denoising: y = x + N(0, s^2), s (default 0.2)")
     parser.add_argument("--inpaint-block", type=int, default=10, help="inpainting: removed central square (pixels)")
     return parser.parse_args(argv)
-
-
-def codes_of(model, params, images, batch_size=500):
-    """(N, d) codes in [0, 1] of uint8 images."""
-    return batched_apply(lambda batch, _: model.apply(params, data.to_float_jax(batch["image"]), method=model.encode),
-                         {"image": images}, batch_size)
 
 
 def energies(model, params, images, batch_size=500):
@@ -150,7 +145,7 @@ def main(argv=None):
         scores = {"history": history, "test_recon": history["test"]["recon"][-1]}
 
         # 2. How the test codes fill the cube.
-        codes = codes_of(model, params, test_set.images)
+        codes = encode_images(model, params, test_set.images)
         scores["code_range"] = [float(codes.min()), float(codes.max())]
         scores["uniformity"] = uniformity_report(codes, args.seed)
         shown = pick.choice(len(codes), min(budget.scatter_codes, len(codes)), replace=False)

@@ -10,11 +10,18 @@ import numpy as np
 from jaxgen import data, latent, metrics, objectives, train
 
 
-def encode_means(model, params, images, batch_size: int = 500) -> np.ndarray:
-    """(N, D) posterior means of uint8 images."""
+def encode_images(model, params, images, batch_size: int = 500, output: int | None = None) -> np.ndarray:
+    """(N, D) codes `model.encode(x)` of uint8 or float images, in batches, for any autoencoder;
+    `output` picks one element where encode returns a tuple (a VAE's (mean, logvar))."""
     def per_batch(batch, _):
-        return model.apply(params, data.to_float_jax(batch["image"]), method=model.encode)[0]
+        codes = model.apply(params, data.to_float_jax(batch["image"]), method=model.encode)
+        return codes if output is None else codes[output]
     return train.batched_apply(per_batch, {"image": images}, batch_size)
+
+
+def encode_means(model, params, images, batch_size: int = 500) -> np.ndarray:
+    """(N, D) posterior means of uint8 or float images."""
+    return encode_images(model, params, images, batch_size, output=0)
 
 
 def decode_pixels(model, params, z) -> np.ndarray:

@@ -114,15 +114,17 @@ def quick_run(tmp_path_factory):
 
 def test_quick_run_writes_every_key(quick_run):
     out, results = quick_run
-    for model in cifar_autoencoders.MODELS:
+    models = {*cifar_autoencoders.MODELS, "ae_latent512"}  # and the AE at the reference bottleneck
+    assert set(results["models"]) == models and results["models"]["ae_latent512"]["latent_dim"] == 512
+    for model in models:
         for condition in ("clean", "noisy_0.1", "noisy_0.3", "noisy_0.5"):
             scores = results[model][condition]
             assert set(scores) == {"mse", "mae", "psnr", "ssim"}
             assert all(np.isfinite(v) for v in scores.values())
         assert len(results["history"][model]["epoch_seconds"]) == results["epochs"]
-    assert set(results["probe"]) == {"raw", *cifar_autoencoders.MODELS}
+    assert set(results["probe"]) == {"raw", *models}
     assert all(0.0 <= v <= 1.0 for v in results["probe"].values())
     # The noisy conditions really feed noisy inputs (a one-epoch model need not be better on clean ones).
-    assert all(results[m]["clean"]["mse"] != results[m]["noisy_0.5"]["mse"] for m in cifar_autoencoders.MODELS)
+    assert all(results[m]["clean"]["mse"] != results[m]["noisy_0.5"]["mse"] for m in models)
     assert set(results["masking"]["region_errors"]["mcae_0.5"]) == {"0.25", "0.5", "0.75"}
     assert_report_shows_every_figure(out)
