@@ -14,10 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import workloads
+from benchmarks import stylegan, workloads
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "scaling")
+# Run by default only on a GPU (benchmarks/stylegan.py); --only runs them anywhere.
+GPU_WORKLOADS = ("stylegan2_step", "stylegan_inversion")
 
 
 def scaling(quick: bool) -> dict:
@@ -53,10 +55,15 @@ def run(names, budget, quick: bool) -> list[dict]:
             row = workloads.dino_ddpm_run(budget)
         elif name == "mnist_conv_vae_epoch":
             row = workloads.mnist_vae_epoch(budget, step_rate)
+        elif name == "stylegan2_step":
+            row = stylegan.stylegan2_step(stylegan.QUICK if quick else stylegan.FULL)
+        elif name == "stylegan_inversion":
+            row = stylegan.stylegan_inversion(stylegan.QUICK if quick else stylegan.FULL)
         else:
             row = scaling(quick)
-        rows.append(row)
-        print(format_row(row), flush=True)
+        for row in row if isinstance(row, list) else [row]:
+            rows.append(row)
+            print(format_row(row), flush=True)
     return rows
 
 
@@ -65,6 +72,8 @@ def format_row(row) -> str:
         return (f"{'scaling (1 -> 8 CPU devices)':32s} {row['one_device']:10.1f} -> {row['eight_devices']:.1f} "
                 f"{row['unit']}; loss curves agree to {row['loss_curve_max_relative_gap']:.1e} (relative)")
     extra = f"  (jaxgen compile {row['compile_seconds']:.1f} s)" if "compile_seconds" in row else ""
+    if row["pytorch"] is None:
+        return f"{row['workload']:32s} {row['jaxgen']:10.1f} {'-':>10s} {'-':>7s}  {row['unit']}{extra}"
     if "share_of_step_rate" in row:
         extra += f"  (epoch / pure-step rate {row['share_of_step_rate']:.2f})"
     return f"{row['workload']:32s} {row['jaxgen']:10.1f} {row['pytorch']:10.1f} {row['ratio']:7.2f}  {row['unit']}{extra}"
@@ -72,7 +81,8 @@ def format_row(row) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=None, help="run just these workloads")
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS + GPU_WORKLOADS, default=None,
+                        help=f"run just these workloads (default: all; {', '.join(GPU_WORKLOADS)} only on a GPU)")
     parser.add_argument("--quick", action="store_true", help="short measurements: a smoke test of every workload")
     parser.add_argument("--out", default=None,
                         help="results file (default benchmarks/results.json; benchmarks/results_quick.json with --quick)")
@@ -81,7 +91,8 @@ def main(argv=None):
     machine = workloads.machine()
     print(f"machine: {machine}")
     print(f"{'workload':32s} {'jaxgen':>10s} {'PyTorch':>10s} {'ratio':>7s}")
-    rows = run(args.only or WORKLOADS, budget, args.quick)
+    default = WORKLOADS + (GPU_WORKLOADS if stylegan.gpu_available() else ())
+    rows = run(args.only or default, budget, args.quick)
     out = Path(args.out or REPO / "benchmarks" / ("results_quick.json" if args.quick else "results.json"))
     out.write_text(json.dumps({"machine": machine, "budget": "quick" if args.quick else "full", "rows": rows},
                               indent=2))

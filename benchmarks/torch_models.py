@@ -90,3 +90,23 @@ class FourierDenoisingMLP(nn.Module):
 def parameter_count(model: nn.Module) -> int:
     """Trainable parameters (the Fourier frequencies are buffers, as in jaxgen they are constants)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def official_stylegan2_networks():
+    """NVIDIA's StyleGAN2-ADA `training.networks`, from the copy the `draggan` package vendors
+    (`pip install --no-deps draggan==1.1.6`), imported without importing draggan itself (whose
+    __init__ wants its app's dependencies)."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("draggan")
+    if spec is None:
+        raise ModuleNotFoundError("NVIDIA's StyleGAN2 code comes from draggan: pip install --no-deps draggan==1.1.6")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "stylegan2"
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module("training.networks")
+    finally:
+        sys.path.remove(str(folder))

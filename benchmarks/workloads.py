@@ -73,15 +73,29 @@ def jaxgen_step_rate(params, objective, images: np.ndarray, seconds: float) -> d
     return {"rate": calls * steps / elapsed, "compile_seconds": compile_seconds}
 
 
+def torch_device() -> torch.device:
+    """Where the PyTorch side runs: the GPU when there is one (jax then uses it too), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def torch_synchronize() -> None:
+    """Wait for queued GPU work, so timed calls measure it (a no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def torch_step_rate(model, loss_fn, images: np.ndarray, seconds: float) -> float:
     """Optimizer steps per second of an eager PyTorch loop (Adam) on one fixed float NCHW batch."""
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0)
+    device = torch_device()
+    model = model.to(device)
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
 
     def call():
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model, x).backward()
         optimizer.step()
+        torch_synchronize()
 
     for _ in range(3):
         call()

@@ -171,14 +171,15 @@ def _chunk_length(iterations: int, steps_per_call: int) -> int:
     return max(d for d in range(1, min(iterations, steps_per_call) + 1) if iterations % d == 0)
 
 
-@functools.partial(jax.jit, static_argnames=("module", "space", "loss", "settings", "steps"))
+@functools.partial(jax.jit, static_argnames=("module", "space", "loss", "learning_rate", "noise_mode", "steps"))
 def _optimise(module, variables, lpips_variables, latents, opt_state, targets, target_features,
-              space: str, loss: InversionLoss, settings: InversionSettings, steps: int):
-    """`steps` Adam iterations in one program; returns (latents, opt_state, (steps, N) losses)."""
-    optimizer = optax.adam(settings.learning_rate)
+              space: str, loss: InversionLoss, learning_rate: float, noise_mode: str, steps: int):
+    """`steps` Adam iterations in one program; returns (latents, opt_state, (steps, N) losses).
+    It does not depend on the total iteration count, so runs of any length share it."""
+    optimizer = optax.adam(learning_rate)
 
     def total_loss(latents):
-        images = render(module, variables, latents, space, settings.noise_mode)
+        images = render(module, variables, latents, space, noise_mode)
         per_target = loss(lpips_variables, images, targets, target_features)
         return jnp.sum(per_target), per_target
 
@@ -214,7 +215,8 @@ def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: Inv
     with tqdm(total=settings.iterations, desc=f"invert {space}", disable=not progress, leave=False) as bar:
         for _ in range(settings.iterations // steps):
             latents, opt_state, losses = _optimise(module, variables, lpips_variables, latents, opt_state,
-                                                   targets, target_features, space, loss, settings, steps)
+                                                   targets, target_features, space, loss, settings.learning_rate,
+                                                   settings.noise_mode, steps)
             history.append(np.asarray(losses))
             bar.update(steps)
             bar.set_postfix(loss=f"{history[-1][-1].mean():.4g}")

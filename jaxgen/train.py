@@ -107,13 +107,16 @@ def make_train_chunk(objective: Objective, mesh, seed: int):
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
 
 
-def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: str | None = None):
-    """Apply a per-example function `fn(batch_dict, batch_index) -> pytree of (B, ...)` over a
-    whole dataset in fixed-size batches (the last one padded), returning numpy arrays of (N, ...)."""
+def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: str | None = None,
+                  operands: tuple = ()):
+    """Apply a per-example function `fn(batch_dict, batch_index, *operands) -> pytree of (B, ...)`
+    over a whole dataset in fixed-size batches (the last one padded), returning numpy arrays of
+    (N, ...). `operands` (e.g. parameters) are replicated; passing them here rather than closing
+    over them lets repeated calls with the same `fn` reuse one compiled program."""
     mesh = mesh or data_mesh()
     _check_batch_size(batch_size, mesh)
     n = len(next(iter(arrays.values())))
-    compiled = jax.jit(fn, in_shardings=(NamedSharding(mesh, P("data")), None),
+    compiled = jax.jit(fn, in_shardings=(NamedSharding(mesh, P("data")), None) + (replicated(mesh),) * len(operands),
                        out_shardings=replicated(mesh))
     outputs = []
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None, leave=False):
@@ -121,21 +124,30 @@ def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: 
         real = len(next(iter(batch.values())))
         if real < batch_size:  # pad with copies of the first example; dropped below
             batch = {k: np.concatenate([v, np.repeat(v[:1], batch_size - real, axis=0)]) for k, v in batch.items()}
-        result = compiled(batch, jnp.int32(start // batch_size))
+        result = compiled(batch, jnp.int32(start // batch_size), *operands)
         outputs.append(jax.tree.map(lambda x: np.asarray(x)[:real], result))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def make_evaluator(objective: Objective, batch_size: int, seed: int, mesh=None) -> Callable:
+    """evaluate(params, images, labels, desc=None) -> dataset means of every term of `objective`,
+    with a fixed RNG stream per batch; compiled once, reused for every set of parameters."""
+    base_rng = jax.random.fold_in(jax.random.key(seed), EVAL_RNG_OFFSET)
+
+    def per_example(batch, index, params):
+        return objective(params, batch, jax.random.fold_in(base_rng, index))
+
+    def evaluate_params(params, images, labels, desc: str | None = None) -> dict[str, float]:
+        terms = batched_apply(per_example, {"image": images, "label": labels}, batch_size, mesh, desc, (params,))
+        return {k: float(np.mean(v)) for k, v in terms.items()}
+
+    return evaluate_params
 
 
 def evaluate(objective: Objective, params, images, labels, batch_size: int, seed: int, mesh=None,
              desc: str | None = None) -> dict[str, float]:
     """Dataset means of every term of `objective`, with a fixed RNG stream per batch."""
-    base_rng = jax.random.fold_in(jax.random.key(seed), EVAL_RNG_OFFSET)
-
-    def per_example(batch, index):
-        return objective(params, batch, jax.random.fold_in(base_rng, index))
-
-    terms = batched_apply(per_example, {"image": images, "label": labels}, batch_size, mesh, desc)
-    return {k: float(np.mean(v)) for k, v in terms.items()}
+    return make_evaluator(objective, batch_size, seed, mesh)(params, images, labels, desc)
 
 
 def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: data_lib.Dataset | None,
@@ -160,6 +172,7 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
         last, state, history = checkpointer.restore(state)
         first_epoch = last + 1
     train_chunk = make_train_chunk(objective, mesh, config.seed)
+    evaluate_test = make_evaluator(objective, config.eval_batch_size, config.seed, mesh)
     batch_sharding = NamedSharding(mesh, P(None, "data"))
 
     for epoch in range(first_epoch, config.epochs):
@@ -180,8 +193,7 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
         for name, total in sums.items():
             history["train"].setdefault(name, []).append(total / steps_per_epoch)
         if test is not None:
-            for name, value in evaluate(objective, state.params, test.images, test.labels,
-                                        config.eval_batch_size, config.seed, mesh).items():
+            for name, value in evaluate_test(state.params, test.images, test.labels).items():
                 history["test"].setdefault(name, []).append(value)
         history["epoch_seconds"].append(time.perf_counter() - started)
         checkpointer.save(epoch, state, history)

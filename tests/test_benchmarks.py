@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks import run, torch_models, workloads  # noqa: E402
+from benchmarks import run, stylegan, torch_models, workloads  # noqa: E402
 
 
 def test_parameter_counts_match():
@@ -64,3 +64,20 @@ def test_quick_benchmarks_write_every_workload(tmp_path):
         assert row["jaxgen"] > 0 and row["pytorch"] > 0
         assert row["ratio"] == pytest.approx(row["jaxgen"] / row["pytorch"])
     assert 0 < rows["mnist_conv_vae_epoch"]["share_of_step_rate"]
+
+
+def test_stylegan_workloads_run_on_the_same_weights_at_a_cpu_size(tmp_path):
+    """The GPU workloads' code path, at 32 px: PyTorch and jaxgen generators with equal weights."""
+    pytest.importorskip("draggan")
+    official, module, variables = stylegan.official_and_converted(32, 64, tmp_path)
+    z = np.random.default_rng(0).normal(size=(2, module.config.z_dim)).astype(np.float32)
+    expected = official(torch.from_numpy(z), None, noise_mode="const").detach().numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(module.apply(variables, jnp.asarray(z)), expected, atol=1e-4)
+    out = tmp_path / "results.json"
+    run.main(["--quick", "--only", "stylegan2_step", "stylegan_inversion", "--out", str(out)])
+    rows = {row["workload"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"stylegan2_step_32", "stylegan_inversion_32"}
+    assert rows["stylegan2_step_32"]["ratio"] == pytest.approx(
+        rows["stylegan2_step_32"]["jaxgen"] / rows["stylegan2_step_32"]["pytorch"])
+    inversion = rows["stylegan_inversion_32"]
+    assert inversion["jaxgen"] > 0 and inversion["iterations"] == 10 and inversion["pytorch"] is None

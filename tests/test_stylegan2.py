@@ -3,8 +3,6 @@
 The reference is NVIDIA's stylegan2-ada-pytorch code as vendored by the `draggan` package
 (`pip install --no-deps draggan==1.1.6`, with torch); those tests skip without it."""
 import functools
-import importlib
-import importlib.util
 import pickle
 import sys
 from pathlib import Path
@@ -110,15 +108,11 @@ def test_restricted_unpickler_never_runs_pickled_code(tmp_path):
 def official_networks():
     """NVIDIA's `training.networks` from draggan's vendored copy, without importing draggan."""
     pytest.importorskip("torch")
-    spec = importlib.util.find_spec("draggan")
-    if spec is None:
-        pytest.skip("draggan is not installed (pip install --no-deps draggan==1.1.6)")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "stylegan2"
-    sys.path.insert(0, str(folder))
+    from benchmarks.torch_models import official_stylegan2_networks
     try:
-        return importlib.import_module("training.networks")
-    finally:
-        sys.path.remove(str(folder))
+        return official_stylegan2_networks()
+    except ModuleNotFoundError as error:
+        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="module")
