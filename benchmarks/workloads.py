@@ -151,10 +151,16 @@ def cifar_ae_step(budget: Budget) -> dict:
                          torch_models.autoencoder_loss, (32, 32, 3), budget)
 
 
+def _warn_synthetic(name: str) -> None:
+    # Speed barely depends on the data, but a model trained on noise learns nothing: say so.
+    print(f"warning: {name} not found (set JAXGEN_DATA_DIR, e.g. ../shared/data); using synthetic data", flush=True)
+
+
 def dino_points(data_dir=None) -> np.ndarray:
     try:
         raw = data.load_datasaurus("dino", data_dir)
     except data.DataNotFoundError:
+        _warn_synthetic("the Datasaurus dino")
         raw = np.random.default_rng(0).normal(size=(142, 2))
     return ((raw - raw.mean(0)) / raw.std(0)).astype(np.float32)
 
@@ -224,6 +230,7 @@ def mnist_images(n: int | None) -> np.ndarray:
     try:
         images = data.load("mnist", "train", allow_download=False).images
     except data.DataNotFoundError:
+        _warn_synthetic("MNIST")
         images = synthetic_images(60000, (28, 28, 1))
     return images[:n] if n else images
 
