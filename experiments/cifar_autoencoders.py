@@ -84,8 +84,8 @@ class Budget:
 
 
 FULL = Budget()
-QUICK = Budget(epochs=1, batch_size=32, train_examples=512, test_examples=256, curve_examples=128,
-               embedded_points=200, occluded_images=2, probe_iterations=100)
+QUICK = Budget(epochs=1, batch_size=32, train_examples=256, test_examples=256, curve_examples=128,
+               embedded_points=100, occluded_images=1, probe_iterations=50)
 
 
 def parse_args(argv=None):
