@@ -61,9 +61,9 @@ def run(names, budget, quick: bool) -> list[dict]:
             row = stylegan.stylegan_inversion(stylegan.QUICK if quick else stylegan.FULL)
         else:
             row = scaling(quick)
-        for row in row if isinstance(row, list) else [row]:
-            rows.append(row)
-            print(format_row(row), flush=True)
+        for produced in row if isinstance(row, list) else [row]:  # stylegan2_step gives one row per size
+            rows.append(produced)
+            print(format_row(produced), flush=True)
     return rows
 
 

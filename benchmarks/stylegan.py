@@ -51,13 +51,8 @@ def gpu_available() -> bool:
 def official_and_converted(resolution: int, channel_max: int, folder: Path, seed: int = 0):
     """(PyTorch generator, jaxgen module, jaxgen variables) with the same seeded weights, config F at
     `resolution` (channel_base 32768, 8 mapping layers, no clamp) with at most `channel_max` channels."""
-    config = StyleGAN2Config(img_resolution=resolution, channel_max=channel_max)
-    networks = torch_models.official_stylegan2_networks()
-    torch.manual_seed(seed)
-    official = networks.Generator(
-        z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, img_resolution=resolution, img_channels=3,
-        mapping_kwargs=dict(num_layers=config.mapping_layers),
-        synthesis_kwargs=dict(channel_base=config.channel_base, channel_max=config.channel_max, conv_clamp=None))
+    official = torch_models.official_stylegan2_generator(
+        StyleGAN2Config(img_resolution=resolution, channel_max=channel_max), seed)
     with open(folder / "network.pkl", "wb") as file:  # as the official releases are written
         pickle.dump({"G_ema": official}, file)
     convert(folder / "network.pkl", folder / "flax")

@@ -110,3 +110,15 @@ def official_stylegan2_networks():
         return importlib.import_module("training.networks")
     finally:
         sys.path.remove(str(folder))
+
+
+def official_stylegan2_generator(config, seed: int = 0):
+    """NVIDIA's `Generator` (c_dim 0) with the architecture of a jaxgen `StyleGAN2Config`, weights
+    drawn by its own initialisation under torch.manual_seed(seed)."""
+    networks = official_stylegan2_networks()
+    torch.manual_seed(seed)
+    return networks.Generator(
+        z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, img_resolution=config.img_resolution,
+        img_channels=config.img_channels, mapping_kwargs=dict(num_layers=config.mapping_layers),
+        synthesis_kwargs=dict(channel_base=config.channel_base, channel_max=config.channel_max,
+                              conv_clamp=config.conv_clamp))

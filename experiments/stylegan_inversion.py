@@ -33,7 +33,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import data, inversion, plots
+from jaxgen import data, inversion, metrics, plots
 from jaxgen.convert import estimate_w_avg, load_generator
 from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, variable_shapes
 from jaxgen.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
@@ -164,7 +164,7 @@ def target_files(args) -> list[Path]:
 
 def rms_difference(images, targets):
     """Per-image L2 score: root-mean-square difference of the clipped images mapped to [0, 1]."""
-    return jnp.sqrt(inversion.mse(jnp.clip(images, -1, 1), jnp.clip(targets, -1, 1))) / 2.0
+    return jnp.sqrt(metrics.mse(jnp.clip(images, -1, 1), jnp.clip(targets, -1, 1))) / 2.0
 
 
 @jax.jit

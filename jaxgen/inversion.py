@@ -27,6 +27,7 @@ import optax
 from PIL import Image
 from tqdm.auto import tqdm
 
+from jaxgen import metrics
 from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from jaxgen.perceptual import lpips_features, lpips_from_features
 
@@ -63,11 +64,6 @@ def to_unit_range(images):
 
 # ----------------------------------------------------------------------------- distances
 
-def mse(a, b):
-    """Per-image mean squared difference."""
-    return jnp.mean(jnp.square(a - b).reshape(a.shape[0], -1), axis=1)
-
-
 def cosine_distance(a, b, eps: float = 1e-12):
     """Per-image 1 - cos(a, b) of the flattened images: 0 for images that differ only by a positive
     factor, 1 for orthogonal ones, 2 for a and -a. Insensitive to overall contrast, not to shifts."""
@@ -93,7 +89,7 @@ class InversionLoss:
 
     def __call__(self, lpips_variables, images, targets, target_features):
         """Per-image loss (N,)."""
-        loss = mse(images, targets)
+        loss = metrics.mse(images, targets)
         if self.uses_lpips:
             features = lpips_features(lpips_variables, images, self.lpips_resolution)
             loss = loss + self.lpips_weight * lpips_from_features(lpips_variables, features, target_features)

@@ -118,11 +118,8 @@ def official_networks():
 @pytest.fixture(scope="module")
 def official_generator(official_networks):
     import torch
-    torch.manual_seed(0)
-    generator = official_networks.Generator(
-        z_dim=TINY.z_dim, c_dim=0, w_dim=TINY.w_dim, img_resolution=TINY.img_resolution, img_channels=3,
-        mapping_kwargs=dict(num_layers=TINY.mapping_layers),
-        synthesis_kwargs=dict(channel_base=TINY.channel_base, channel_max=TINY.channel_max, conv_clamp=CONV_CLAMP))
+    from benchmarks.torch_models import official_stylegan2_generator
+    generator = official_stylegan2_generator(StyleGAN2Config(**{**TINY.to_dict(), "conv_clamp": CONV_CLAMP}), seed=0)
     with torch.no_grad():  # biases, noise strengths and w_avg start at constants: make them matter
         for name, parameter in generator.named_parameters():
             if name.endswith(("bias", "noise_strength")):
