@@ -62,11 +62,11 @@ def conv2x2_kernel_gradient(x, dy):
 conv2x2_padded.defvjp(_conv2x2_padded_fwd, _conv2x2_padded_bwd)
 
 
-def interleave_parities(y, height, width):
+def interleave_parities(y):
     """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C): output pixel
     (2m + a, 2n + b) is group (a, b) at window position (m + a, n + b)."""
+    n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
     rows = [jnp.stack([y[:, a:a + height, b:b + width, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
-    n, c = y.shape[0], y.shape[-1]
     return jnp.stack(rows, axis=2).reshape(n, 2 * height, 2 * width, c)
 
 
@@ -85,7 +85,7 @@ class UpConv(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         n, height, width, _ = x.shape
         y = conv2x2_padded(x, parity_kernel(kernel)).reshape(n, height + 1, width + 1, 2, 2, self.features)
-        return interleave_parities(y, height, width) + bias
+        return interleave_parities(y) + bias
 
 
 # pi / 2 split into three float32 parts (Cody-Waite): q * part is exact for the first two, so the
