@@ -11,11 +11,13 @@ PARITY_ROWS = np.array([[0, 2], [1, 3]])
 
 
 def parity_kernel(kernel):
-    """(4, 4, Cin, Cout) transposed-conv kernel -> (2, 2, Cin, 4*Cout): output group (a, b) is the
-    2x2 sub-kernel that output parity (a, b) uses. It has no zero taps: the common 3x3 sub-pixel
-    kernel (3x3 convolution + depth-to-space) is 5/9 zeros, so it does 2.25x the multiply-adds."""
+    """(4, 4, Cin, Cout) transposed-conv kernel -> (2, 2, Cin, 4*Cout): output group (s, t) is the
+    2x2 sub-kernel of output parity (a, b) = (1 - s, 1 - t) (the order `interleave_parities` needs).
+    It has no zero taps: the common 3x3 sub-pixel kernel (3x3 convolution + depth-to-space) is 5/9
+    zeros, so it does 2.25x the multiply-adds."""
     k_in, k_out = kernel.shape[2], kernel.shape[3]
-    taps = kernel[PARITY_ROWS[:, None, :, None], PARITY_ROWS[None, :, None, :]]  # (a, b, ty, tx, Cin, Cout)
+    rows = PARITY_ROWS[::-1]
+    taps = kernel[rows[:, None, :, None], rows[None, :, None, :]]  # (s, t, ty, tx, Cin, Cout)
     return taps.transpose(2, 3, 4, 0, 1, 5).reshape(2, 2, k_in, 4 * k_out)
 
 
@@ -63,11 +65,13 @@ conv2x2_padded.defvjp(_conv2x2_padded_fwd, _conv2x2_padded_bwd)
 
 
 def interleave_parities(y):
-    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C): output pixel
-    (2m + a, 2n + b) is group (a, b) at window position (m + a, n + b)."""
+    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
+    (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
+    (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
+    (and, backward, one pad and transpose; gathering the four parities by slicing cost 4x that)."""
     n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
-    rows = [jnp.stack([y[:, a:a + height, b:b + width, a, b] for b in (0, 1)], axis=3) for a in (0, 1)]
-    return jnp.stack(rows, axis=2).reshape(n, 2 * height, 2 * width, c)
+    blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
+    return blocks[:, 1:-1, 1:-1]
 
 
 class UpConv(nn.Module):
