@@ -68,7 +68,7 @@ def interleave_parities(y):
     """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
     (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
     (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
-    (and, backward, one pad and transpose; gathering the four parities by slicing cost 4x that)."""
+    (backward: one pad and transpose, where slicing the four parities out needs four pads and adds)."""
     n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
     blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
     return blocks[:, 1:-1, 1:-1]
