@@ -9,7 +9,7 @@ from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
 from jaxgen.models.classifiers import DigitCNN
 from jaxgen.models import diffusion, layers
 from jaxgen.models.diffusion import DenoisingMLP
-from jaxgen.models.layers import UpConv, sin_cos
+from jaxgen.models.layers import DownConv, UpConv, sin_cos
 
 
 def n_params(params):
@@ -48,27 +48,34 @@ def test_classifier_shapes():
 def test_upconv_equals_transposed_convolution(c_in, c_out, size):
     """The parity formulation gives the same outputs and gradients as nn.ConvTranspose
     (compared in float64, so float32 summation order cannot hide or fake a difference)."""
-    with jax.enable_x64(True):
-        _compare_upconv(c_in, c_out, size)
-
-
-def _compare_upconv(c_in, c_out, size):
-    x = jax.random.normal(jax.random.key(0), (2, size, size, c_in), jnp.float64)
     reference = nn.ConvTranspose(c_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
-    params = reference.init(jax.random.key(1), x)
-    params = jax.tree.map(lambda p: p.astype(jnp.float64) + 0.1 * jax.random.normal(jax.random.key(2), p.shape, jnp.float64),
-                          params)  # non-zero bias
-    fast = UpConv(c_out)
-    assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
-    expected, got = reference.apply(params, x), fast.apply(params, x)
-    chex.assert_shape(got, (2, 2 * size, 2 * size, c_out))
-    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    _compare_layers(reference, UpConv(c_out), c_in, size, (2 * size, 2 * size, c_out))
 
-    def loss(module):
-        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
-    grads_expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
-    grads_got = jax.grad(loss(fast), argnums=(0, 1))(params, x)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5), grads_got, grads_expected)
+
+@pytest.mark.parametrize("c_in, c_out, size", [(3, 32, 8), (1, 4, 6), (4, 3, 4), (32, 8, 6), (3, 5, 7)])
+def test_downconv_equals_strided_convolution(c_in, c_out, size):
+    """Both ways of DownConv (space-to-depth + matmul for <= 4 channels and even sizes; XLA's
+    convolution for (32, 8, 6) and the odd size 7) equal nn.Conv(4x4, stride 2, padding 1)."""
+    reference = nn.Conv(c_out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+    _compare_layers(reference, DownConv(c_out), c_in, size, (size // 2, size // 2, c_out))
+
+
+def _compare_layers(reference, fast, c_in, size, out_shape):
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(0), (2, size, size, c_in), jnp.float64)
+        params = reference.init(jax.random.key(1), x)
+        params = jax.tree.map(lambda p: p.astype(jnp.float64) + 0.1 * jax.random.normal(jax.random.key(2), p.shape, jnp.float64),
+                              params)  # non-zero bias
+        assert jax.tree.map(jnp.shape, fast.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+        expected, got = reference.apply(params, x), fast.apply(params, x)
+        chex.assert_shape(got, (2,) + out_shape)
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+        def loss(module):
+            return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+        grads_expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+        grads_got = jax.grad(loss(fast), argnums=(0, 1))(params, x)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5), grads_got, grads_expected)
 
 
 @pytest.mark.parametrize("c_in, c_out, size", [(64, 128, 7), (32, 4, 14)])

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.models.layers import UpConv
+from jaxgen.models.layers import DownConv, UpConv
 
 
 def reparameterize(rng, mean, logvar):
@@ -49,10 +49,6 @@ class MLPVAE(nn.Module):
         return self.decode(reparameterize(rng, mean, logvar)), mean, logvar
 
 
-# PyTorch's (kernel 4, stride 2, padding 1): halves the spatial size; UpConv doubles it.
-DOWN = dict(kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
-
-
 class MnistConvVAE(nn.Module):
     """The MNIST study's conv VAE, layer for layer (1,749,481 parameters at latent 20):
     Conv32/4/2 -> Conv64/4/2 -> FC256 -> FC128 -> (mean, logvar) | FC128 -> FC256 ->
@@ -60,8 +56,8 @@ class MnistConvVAE(nn.Module):
     latent_dim: int = 20
 
     def setup(self):
-        self.conv1 = nn.Conv(32, **DOWN)
-        self.conv2 = nn.Conv(64, **DOWN)
+        self.conv1 = DownConv(32)
+        self.conv2 = DownConv(64)
         self.enc_fc1 = nn.Dense(256)
         self.enc_fc2 = nn.Dense(128)
         self.to_mean = nn.Dense(self.latent_dim)
@@ -100,7 +96,7 @@ class ConvEncoder(nn.Module):
     @nn.compact
     def __call__(self, x):
         for i, width in enumerate(self.channels):
-            x = nn.relu(nn.Conv(width, **DOWN, name=f"conv{i + 1}")(x))
+            x = nn.relu(DownConv(width, name=f"conv{i + 1}")(x))
         return nn.Dense(self.features, name="to_code")(x.reshape(x.shape[0], -1))
 
 
@@ -190,7 +186,7 @@ class SpatialEncoder(nn.Module):
     @nn.compact
     def __call__(self, x, feature_mask=None):
         for i, width in enumerate(self.channels):
-            x = nn.relu(nn.Conv(width, **DOWN, name=f"conv{i + 1}")(x))
+            x = nn.relu(DownConv(width, name=f"conv{i + 1}")(x))
             if i == 0 and feature_mask is not None:
                 x = x * feature_mask
         code = nn.Conv(self.code_channels, (3, 3), name="to_code")(x)
