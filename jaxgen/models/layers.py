@@ -81,9 +81,7 @@ def conv2x2_matmul(x, kernel):
     which also give the kernel gradient (windows^T @ dy). For inputs with few channels (an image
     after space-to-depth) this is 2-3x faster on XLA:CPU than its convolution; for wide inputs the
     gather costs more than it saves."""
-    windows = conv2x2_windows(x)
-    return (windows.reshape(-1, windows.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])).reshape(
-        windows.shape[:3] + kernel.shape[-1:])
+    return _conv2x2_matmul_fwd(x, kernel)[0]
 
 
 def _conv2x2_matmul_fwd(x, kernel):
@@ -117,6 +115,13 @@ def space_to_depth_kernel(kernel):
     return kernel.reshape(2, 2, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, f)
 
 
+def kernel_4x4_and_bias(module, in_channels):
+    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
+    name and initialise theirs, so checkpoints and weights copied from them fit."""
+    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
+    return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
+
+
 # Up to this many input channels DownConv runs as space-to-depth + `conv2x2_matmul`: the image
 # layers (1 or 3 channels), where XLA:CPU's strided convolution reaches only ~15-30 GFLOP/s.
 DOWNCONV_MATMUL_MAX_CHANNELS = 4
@@ -133,8 +138,7 @@ class DownConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
         even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
         if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS and even:
             padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -166,8 +170,7 @@ class UpConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
         n, height, width, _ = x.shape
         y = conv2x2_padded(x, parity_kernel(kernel)).reshape(n, height + 1, width + 1, 2, 2, self.features)
         return interleave_parities(y) + bias
