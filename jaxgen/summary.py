@@ -5,13 +5,15 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from jaxgen.models.layers import UpConv
+from jaxgen.models.layers import DownConv, UpConv
 
 # Layers that own parameters; containers (encoders, decoders, whole models) are walked through.
-LAYER_TYPES = (nn.Conv, nn.ConvTranspose, nn.Dense, UpConv)
+LAYER_TYPES = (nn.Conv, nn.ConvTranspose, nn.Dense, DownConv, UpConv)
 
 
 def _kernel_stride(module) -> str:
+    if isinstance(module, DownConv):  # 4x4 convolution, stride 2
+        return "4x4 / 2"
     if isinstance(module, UpConv):  # 4x4 transposed convolution, stride 2
         return "4x4 / 2 (transposed)"
     if isinstance(module, (nn.Conv, nn.ConvTranspose)):
