@@ -4,6 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+TAPS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))  # the row-major order of a (2, 2, C, F) kernel's taps
+
+
+def conv2x2_windows(x):
+    """(N, P, Q, C) -> (N, P-1, Q-1, 4C): the four 2x2-window taps of every position side by side,
+    in the order of kernel.reshape(4C, F), so a valid 2x2 convolution is one matmul."""
+    rows, cols = x.shape[1] - 1, x.shape[2] - 1
+    return jnp.concatenate([x[:, ty:ty + rows, tx:tx + cols] for ty, tx in TAPS_2X2], axis=-1)
+
+
 # Parity formulation: output row 2m + a is a 2-tap correlation over input rows (m - 1 + a, m + a)
 # with kernel rows PARITY_ROWS[a]; with the input padded by one on each side, window position m + a
 # of one 2x2 convolution (4 * Cout channels, one group per parity) covers exactly those rows.
@@ -61,14 +71,39 @@ def conv2x2_kernel_gradient(x, dy):
 
 conv2x2_padded.defvjp(_conv2x2_padded_fwd, _conv2x2_padded_bwd)
 
-TAPS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))  # the row-major order of a (2, 2, C, F) kernel's taps
+
+def interleave_parities(y):
+    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
+    (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
+    (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
+    (backward: one pad and transpose, where slicing the four parities out needs four pads and adds)."""
+    n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
+    blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
+    return blocks[:, 1:-1, 1:-1]
 
 
-def conv2x2_windows(x):
-    """(N, P, Q, C) -> (N, P-1, Q-1, 4C): the four 2x2-window taps of every position side by side,
-    in the order of kernel.reshape(4C, F), so a valid 2x2 convolution is one matmul."""
-    rows, cols = x.shape[1] - 1, x.shape[2] - 1
-    return jnp.concatenate([x[:, ty:ty + rows, tx:tx + cols] for ty, tx in TAPS_2X2], axis=-1)
+def kernel_4x4_and_bias(module, in_channels):
+    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
+    name and initialise theirs, so checkpoints and weights copied from them fit."""
+    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
+    return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
+
+
+class UpConv(nn.Module):
+    """Exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))`
+    (the same parameters, the same outputs), computed as one 2x2 convolution whose output groups
+    are the four output parities, interleaved afterwards. On XLA:CPU the transposed convolution's
+    gradient is several times slower than this (forward and backward of a decoder layer: ~2x faster
+    than a 3x3 sub-pixel convolution, itself ~3x faster than nn.ConvTranspose)."""
+    features: int
+    kernel_init: callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
+        n, height, width, _ = x.shape
+        y = conv2x2_padded(x, parity_kernel(kernel)).reshape(n, height + 1, width + 1, 2, 2, self.features)
+        return interleave_parities(y) + bias
 
 
 def _conv2x2_valid(x, kernel):
@@ -115,13 +150,6 @@ def space_to_depth_kernel(kernel):
     return kernel.reshape(2, 2, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, f)
 
 
-def kernel_4x4_and_bias(module, in_channels):
-    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
-    name and initialise theirs, so checkpoints and weights copied from them fit."""
-    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
-    return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
-
-
 # Up to this many input channels DownConv runs as space-to-depth + `conv2x2_matmul`: the image
 # layers (1 or 3 channels), where XLA:CPU's strided convolution reaches only ~15-30 GFLOP/s.
 DOWNCONV_MATMUL_MAX_CHANNELS = 4
@@ -147,33 +175,6 @@ class DownConv(nn.Module):
             y = jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias
-
-
-def interleave_parities(y):
-    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
-    (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
-    (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
-    (backward: one pad and transpose, where slicing the four parities out needs four pads and adds)."""
-    n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
-    blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
-    return blocks[:, 1:-1, 1:-1]
-
-
-class UpConv(nn.Module):
-    """Exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))`
-    (the same parameters, the same outputs), computed as one 2x2 convolution whose output groups
-    are the four output parities, interleaved afterwards. On XLA:CPU the transposed convolution's
-    gradient is several times slower than this (forward and backward of a decoder layer: ~2x faster
-    than a 3x3 sub-pixel convolution, itself ~3x faster than nn.ConvTranspose)."""
-    features: int
-    kernel_init: callable = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x):
-        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
-        n, height, width, _ = x.shape
-        y = conv2x2_padded(x, parity_kernel(kernel)).reshape(n, height + 1, width + 1, 2, 2, self.features)
-        return interleave_parities(y) + bias
 
 
 # pi / 2 split into three float32 parts (Cody-Waite): q * part is exact for the first two, so the
