@@ -92,7 +92,7 @@ def test_quick_run_writes_every_key(run_name, request):
     assert len(results["interpolation"]["pairs"]) == 2 and len(results["style_transfer"]["pairs"]) == 2
     assert results["style_transfer"]["lambdas"] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert_report_shows_every_figure(out)
-    assert "| encoder/conv1 | Conv | 4x4 / 2 |" in (out / "report.md").read_text()
+    assert "| encoder/conv1 | DownConv | 4x4 / 2 |" in (out / "report.md").read_text()
 
 
 def test_cifar_pairs_are_from_different_classes(cifar_run):
