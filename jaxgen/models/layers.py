@@ -4,6 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+def conv_nhwc(x, kernel, strides=(1, 1), padding="VALID"):
+    """XLA's convolution of NHWC images with an HWIO kernel (the layout of every layer here)."""
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 TAPS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))  # the row-major order of a (2, 2, C, F) kernel's taps
 
 
@@ -32,7 +37,7 @@ def parity_kernel(kernel):
 
 
 def _conv2x2_padded(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
 
 
 @jax.custom_vjp
@@ -106,10 +111,6 @@ class UpConv(nn.Module):
         return interleave_parities(y) + bias
 
 
-def _conv2x2_valid(x, kernel):
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 @jax.custom_vjp
 def conv2x2_matmul(x, kernel):
     """Valid 2x2 convolution (N, P, Q, C) -> (N, P-1, Q-1, F) as one matmul over the gathered windows,
@@ -128,7 +129,7 @@ def _conv2x2_matmul_fwd(x, kernel):
 
 def _conv2x2_matmul_bwd(residuals, dy):
     x, windows, kernel = residuals
-    dx = jax.vjp(lambda x: _conv2x2_valid(x, kernel), x)[1](dy)[0]  # pruned by jit when x is the data
+    dx = jax.vjp(lambda x: conv_nhwc(x, kernel), x)[1](dy)[0]  # pruned by jit when x is the data
     dkernel = windows.reshape(-1, windows.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
     return dx, dkernel.reshape(kernel.shape)
 
@@ -172,8 +173,7 @@ class DownConv(nn.Module):
             padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
             y = conv2x2_matmul(space_to_depth(padded), space_to_depth_kernel(kernel))
         else:
-            y = jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
         return y + bias
 
 
