@@ -33,7 +33,7 @@ def test_fourier_embedding_is_periodic_and_fixed():
     frequencies = jnp.array([[1.0, 0.0], [2.0, -3.0]])  # integer frequencies: period 1 in each coordinate
     x = jax.random.normal(jax.random.key(0), (5, 2))
     np.testing.assert_allclose(fourier_features(x, frequencies), fourier_features(x + 1.0, frequencies), atol=1e-4)
-    chex.assert_shape(fourier_features(x, frequencies), (5, 4))
+    chex.assert_shape(fourier_features(x, frequencies), (4, 5))  # feature-major
     model = DenoisingMLP("fourier", 50)
     variables = model.init(jax.random.key(1), x, jnp.ones((5,), jnp.int32))
     assert set(variables) == {"params", "constants"}  # B is not a trainable parameter

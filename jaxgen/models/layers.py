@@ -198,3 +198,18 @@ def sin_cos(theta):
     cos = jnp.select([q == 0, q == 1, q == 2], [cos_r, -sin_r, -cos_r], sin_r)
     return sin, cos
 
+
+
+class FeatureMajorDense(nn.Module):
+    """nn.Dense for feature-major activations: (in, N) -> (out, N), with nn.Dense's parameters (kernel
+    (in, out), lecun-normal; bias (out,), zeros), so checkpoints of either fit the other. Why: in the
+    usual (N, in) layout a weight gradient contracts the leading (batch) axis of both operands, which
+    XLA:CPU cannot hand to YNNPACK and runs 2-3x slower in its own dot emitter; feature-major, every
+    matmul of the forward and backward pass contracts a trailing axis."""
+    features: int
+
+    @nn.compact
+    def __call__(self, h):
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (h.shape[0], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return jnp.einsum("io,in->on", kernel, h) + bias[:, None]
