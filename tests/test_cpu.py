@@ -1,0 +1,72 @@
+"""jaxgen.cpu's import-time settings: convolutions on XLA's own kernels, matmuls on YNNPACK; freed
+memory kept for reuse instead of page-faulted back in on every step."""
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from jaxgen import cpu
+
+PLACEMENT_PROBE = """
+import jaxgen, jax, jax.numpy as jnp, os
+x, k, w = jnp.ones((8, 32, 32, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((256, 256))
+conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+dot = jax.jit(lambda w: w @ w)
+print(os.environ["XLA_FLAGS"])
+print("conv-ynn" if "__ynn_fusion" in conv.lower(x, k).compile().as_text() else "conv-xla")
+print("dot-ynn" if "__ynn_fusion" in dot.lower(w).compile().as_text() else "dot-xla")
+"""
+
+
+# Page faults of writing a fresh 64 MB malloc block, after the same block size was allocated and freed.
+FAULTS_PROBE = """
+import ctypes, ctypes.util, resource, sys
+if sys.argv[1] == "import":
+    import jaxgen
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+size = 64 << 20
+for _ in range(2):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(ctypes.c_void_p(block))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _run(code, extra_env, *args, xla_flags=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",) + cpu.MALLOC_ENV}
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
+    done = subprocess.run([sys.executable, "-c", code, *args], env={**env, **extra_env}, capture_output=True,
+                          text=True, check=True)
+    return done.stdout.strip().splitlines()
+
+
+def _probe(xla_flags):
+    return _run(PLACEMENT_PROBE, {}, xla_flags=xla_flags)
+
+
+def test_importing_jaxgen_moves_convolutions_off_ynnpack_and_keeps_user_flags():
+    flags, conv, dot = _probe("--xla_force_host_platform_device_count=2")
+    assert flags.startswith("--xla_force_host_platform_device_count=2 ")  # the user's flags are kept
+    assert (conv, dot) == ("conv-xla", "dot-ynn")
+
+
+def test_a_user_setting_of_the_ynn_flag_wins():
+    flags, conv, dot = _probe("--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce")
+    assert flags == "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce"
+    assert (conv, dot) == ("conv-ynn", "dot-ynn")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
+def test_importing_jaxgen_keeps_freed_memory_for_reuse():
+    pages = (64 << 20) // 4096
+    fresh = int(_run(FAULTS_PROBE, {}, "plain")[0])
+    reused = int(_run(FAULTS_PROBE, {}, "import")[0])
+    user_choice = int(_run(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "import")[0])
+    assert fresh > pages // 2 and user_choice > pages // 2  # glibc's default: fresh mmap pages each time
+    assert reused < pages // 20
