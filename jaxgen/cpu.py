@@ -2,7 +2,6 @@
 only at the start (XLA's flags when JAX starts its CPU backend, glibc's when it allocates), so import
 jaxgen before the first JAX computation; settings the user made themselves are left alone."""
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -33,7 +32,7 @@ def keep_freed_memory() -> bool:
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them (no library search at import)
     return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 

@@ -10,9 +10,10 @@ import pytest
 from jaxgen import cpu
 
 PLACEMENT_PROBE = """
-import jaxgen, jax, jax.numpy as jnp, os
+import jax, jax.numpy as jnp, os
+from jaxgen.models.layers import conv_nhwc
 x, k, w = jnp.ones((8, 32, 32, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((256, 256))
-conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+conv = jax.jit(lambda x, k: conv_nhwc(x, k, padding="SAME"))
 dot = jax.jit(lambda w: w @ w)
 print(os.environ["XLA_FLAGS"])
 print("conv-ynn" if "__ynn_fusion" in conv.lower(x, k).compile().as_text() else "conv-xla")
@@ -46,19 +47,16 @@ def _run(code, extra_env, *args, xla_flags=None):
     return done.stdout.strip().splitlines()
 
 
-def _probe(xla_flags):
-    return _run(PLACEMENT_PROBE, {}, xla_flags=xla_flags)
-
-
 def test_importing_jaxgen_moves_convolutions_off_ynnpack_and_keeps_user_flags():
-    flags, conv, dot = _probe("--xla_force_host_platform_device_count=2")
+    flags, conv, dot = _run(PLACEMENT_PROBE, {}, xla_flags="--xla_force_host_platform_device_count=2")
     assert flags.startswith("--xla_force_host_platform_device_count=2 ")  # the user's flags are kept
     assert (conv, dot) == ("conv-xla", "dot-ynn")
 
 
 def test_a_user_setting_of_the_ynn_flag_wins():
-    flags, conv, dot = _probe("--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce")
-    assert flags == "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce"
+    user_flag = "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce"
+    flags, conv, dot = _run(PLACEMENT_PROBE, {}, xla_flags=user_flag)
+    assert flags == user_flag
     assert (conv, dot) == ("conv-ynn", "dot-ynn")
 
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+
 def conv_nhwc(x, kernel, strides=(1, 1), padding="VALID"):
     """XLA's convolution of NHWC images with an HWIO kernel (the layout of every layer here)."""
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -197,7 +198,6 @@ def sin_cos(theta):
     sin = jnp.select([q == 0, q == 1, q == 2], [sin_r, cos_r, -sin_r], -cos_r)
     cos = jnp.select([q == 0, q == 1, q == 2], [cos_r, -sin_r, -cos_r], sin_r)
     return sin, cos
-
 
 
 class FeatureMajorDense(nn.Module):
