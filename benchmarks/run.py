@@ -1,8 +1,9 @@
 """Speed against PyTorch, side by side: `python -m benchmarks.run [--only NAME ...] [--quick]`.
 
 Each workload runs its jaxgen version and an equivalent PyTorch model (same layers, parameter count, batch
-size and optimizer) one after the other in this process; the table gives both rates and their ratio
-(jaxgen / PyTorch, higher is better) and benchmarks/results.json keeps them with the machine they ran on.
+size and optimizer) in this process, the two taking turns for a few rounds; the table gives both rates and
+their ratio (jaxgen / PyTorch, higher is better) with the range of the rounds' ratios, and
+benchmarks/results.json keeps them with the machine they ran on.
 Ratios are comparable across machines; absolute rates only on the same one.
 """
 from __future__ import annotations
@@ -74,6 +75,8 @@ def format_row(row) -> str:
     extra = f"  (jaxgen compile {row['compile_seconds']:.1f} s)" if "compile_seconds" in row else ""
     if row["pytorch"] is None:
         return f"{row['workload']:32s} {row['jaxgen']:10.1f} {'-':>10s} {'-':>7s}  {row['unit']}{extra}"
+    if "round_ratios" in row:
+        extra += f"  (rounds {min(row['round_ratios']):.2f}-{max(row['round_ratios']):.2f})"
     if "share_of_step_rate" in row:
         extra += f"  (epoch / pure-step rate {row['share_of_step_rate']:.2f})"
     return f"{row['workload']:32s} {row['jaxgen']:10.1f} {row['pytorch']:10.1f} {row['ratio']:7.2f}  {row['unit']}{extra}"

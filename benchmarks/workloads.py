@@ -1,6 +1,6 @@
-"""The benchmark workloads: each runs the jaxgen version and its PyTorch twin one after the other in
-this process and returns a row {workload, unit, jaxgen, pytorch, ratio, ...}. Warm-up (and jaxgen's
-compilation, reported as compile_seconds) is excluded from the rates."""
+"""The benchmark workloads: each runs the jaxgen version and its PyTorch twin in this process, taking
+turns (`alternate`), and returns a row {workload, unit, jaxgen, pytorch, ratio, round_ratios, ...}.
+Warm-up (and jaxgen's compilation, reported as compile_seconds) is excluded from the rates."""
 from __future__ import annotations
 
 import os
@@ -25,13 +25,14 @@ LEARNING_RATE = 1e-3
 
 @dataclass(frozen=True)
 class Budget:
-    seconds: float = 10.0  # measured time per side for the step workloads
+    seconds: float = 10.0  # measured time per side for the step workloads, over all rounds
+    rounds: int = 5  # turns each side takes (see `alternate`); the dino run is repeated once per round
     dino_epochs: int = 100  # x 50 steps: the dino run (the study's full run is 400 epochs)
     epoch_images: int | None = None  # None: the whole MNIST training set
 
 
 FULL = Budget()
-QUICK = Budget(seconds=1.0, dino_epochs=5, epoch_images=2048)
+QUICK = Budget(seconds=1.0, rounds=2, dino_epochs=5, epoch_images=2048)
 
 
 def jax_parameter_count(params) -> int:
@@ -39,7 +40,7 @@ def jax_parameter_count(params) -> int:
 
 
 def _timed_calls(call, seconds: float) -> tuple[int, float]:
-    """Run `call()` (which blocks) repeatedly for about `seconds`; (calls, elapsed)."""
+    """Run `call()` (which blocks) repeatedly for about `seconds`, at least once; (calls, elapsed)."""
     calls, started = 0, time.perf_counter()
     while True:
         call()
@@ -49,9 +50,30 @@ def _timed_calls(call, seconds: float) -> tuple[int, float]:
             return calls, elapsed
 
 
-def jaxgen_step_rate(params, objective, images: np.ndarray, seconds: float) -> dict:
-    """Optimizer steps per second of jaxgen's compiled train chunk (train.make_train_chunk, the
-    function train.fit runs) on one fixed batch of uint8 `images` repeated for each step."""
+def alternate(jaxgen_call, pytorch_call, rounds: int, seconds: float, jaxgen_units: int = 1,
+              pytorch_units: int = 1) -> dict:
+    """Rates of two warmed-up blocking calls, timed in turns: jaxgen, PyTorch, jaxgen, ... for `rounds`
+    rounds of about `seconds` per side each (at least one call). On a shared machine whose speed drifts
+    by 10-30% within minutes, taking turns lets the drift hit both sides alike, where timing one side
+    and then the other can tilt the ratio either way. Each call does `*_units` units of work (steps);
+    the rates are total units over total time, and the per-round ratios show the spread."""
+    totals = {"jaxgen": [0, 0.0], "pytorch": [0, 0.0]}
+    round_ratios = []
+    for _ in range(rounds):
+        rates = {}
+        for side, call, units in (("jaxgen", jaxgen_call, jaxgen_units), ("pytorch", pytorch_call, pytorch_units)):
+            calls, elapsed = _timed_calls(call, seconds)
+            totals[side][0] += calls * units
+            totals[side][1] += elapsed
+            rates[side] = calls * units / elapsed
+        round_ratios.append(rates["jaxgen"] / rates["pytorch"])
+    return {"jaxgen": totals["jaxgen"][0] / totals["jaxgen"][1],
+            "pytorch": totals["pytorch"][0] / totals["pytorch"][1], "round_ratios": round_ratios}
+
+
+def jaxgen_step_call(params, objective, images: np.ndarray) -> dict:
+    """A blocking call of jaxgen's compiled train chunk (train.make_train_chunk, the function train.fit
+    runs: `steps` optimizer steps on one fixed batch of uint8 `images`), compiled and warmed up."""
     mesh = train.data_mesh()
     config = train.TrainConfig(epochs=1, batch_size=len(images), learning_rate=LEARNING_RATE)
     state = train.create_train_state(params, train.adam(config), mesh)
@@ -69,8 +91,7 @@ def jaxgen_step_rate(params, objective, images: np.ndarray, seconds: float) -> d
     call()  # compiles
     compile_seconds = time.perf_counter() - started
     call()  # warm-up
-    calls, elapsed = _timed_calls(call, seconds)
-    return {"rate": calls * steps / elapsed, "compile_seconds": compile_seconds}
+    return {"call": call, "steps": steps, "compile_seconds": compile_seconds}
 
 
 def torch_device() -> torch.device:
@@ -84,8 +105,8 @@ def torch_synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def torch_step_rate(model, loss_fn, images: np.ndarray, seconds: float) -> float:
-    """Optimizer steps per second of an eager PyTorch loop (Adam) on one fixed float NCHW batch."""
+def torch_step_call(model, loss_fn, images: np.ndarray):
+    """A blocking call of one eager PyTorch Adam step on one fixed float NCHW batch, warmed up."""
     device = torch_device()
     model = model.to(device)
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0).to(device)
@@ -99,13 +120,16 @@ def torch_step_rate(model, loss_fn, images: np.ndarray, seconds: float) -> float
 
     for _ in range(3):
         call()
-    calls, elapsed = _timed_calls(call, seconds)
-    return calls / elapsed
+    return call
 
 
 def _row(workload, unit, jaxgen_rate, torch_rate, **extra) -> dict:
     return {"workload": workload, "unit": unit, "jaxgen": jaxgen_rate, "pytorch": torch_rate,
             "ratio": jaxgen_rate / torch_rate, **extra}
+
+
+def _alternated_row(workload, unit, rates: dict, **extra) -> dict:
+    return _row(workload, unit, rates["jaxgen"], rates["pytorch"], round_ratios=rates["round_ratios"], **extra)
 
 
 def synthetic_images(n: int, shape, seed: int = 0) -> np.ndarray:
@@ -117,10 +141,11 @@ def step_workload(name, jax_model, jax_params, objective, torch_model, torch_los
     if counts["jaxgen"] != counts["pytorch"]:
         raise AssertionError(f"{name}: parameter counts differ {counts}")
     images = synthetic_images(BATCH, image_shape)
-    jaxgen = jaxgen_step_rate(jax_params, objective, images, budget.seconds)
-    pytorch = torch_step_rate(torch_model, torch_loss, images, budget.seconds)
-    return _row(name, "steps/s", jaxgen["rate"], pytorch, compile_seconds=jaxgen["compile_seconds"],
-                parameters=counts["jaxgen"], batch_size=BATCH)
+    jaxgen = jaxgen_step_call(jax_params, objective, images)
+    pytorch = torch_step_call(torch_model, torch_loss, images)
+    rates = alternate(jaxgen["call"], pytorch, budget.rounds, budget.seconds / budget.rounds, jaxgen["steps"])
+    return _alternated_row(name, "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
+                           parameters=counts["jaxgen"], batch_size=BATCH)
 
 
 def mnist_models(seed: int = 0):
@@ -181,21 +206,26 @@ def dino_ddpm_run(budget: Budget) -> dict:
     compiled = study.make_train_run(model, schedule, jnp.asarray(points), eval_set, run_budget, 0).lower(
         variables).compile()
     compile_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    jax.block_until_ready(compiled(variables))
-    jaxgen_rate = steps / (time.perf_counter() - started)
 
     torch.manual_seed(0)
     twin = torch_models.FourierDenoisingMLP(study.NUM_STEPS)
     counts = {"jaxgen": jax_parameter_count(variables), "pytorch": torch_models.parameter_count(twin)}
     if counts["jaxgen"] != counts["pytorch"]:
         raise AssertionError(f"dino: parameter counts differ {counts}")
-    torch_rate = torch_dino_rate(twin, points, schedule, eval_set, run_budget)
-    return _row("dino_ddpm_run", "steps/s", jaxgen_rate, torch_rate, compile_seconds=compile_seconds,
-                parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
+    def jaxgen_run():
+        jax.block_until_ready(compiled(variables))
+
+    jaxgen_run()  # warm-up, as PyTorch's first epoch
+    # Each round runs the whole training once per side (seconds=0: one call), jaxgen from the same start.
+    rates = alternate(jaxgen_run,
+                      torch_dino_call(twin, points, schedule, eval_set, run_budget), budget.rounds, 0.0, steps, steps)
+    return _alternated_row("dino_ddpm_run", "steps/s", rates, compile_seconds=compile_seconds,
+                           parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
 
 
-def torch_dino_rate(model, points, schedule, eval_set, run_budget) -> float:
+def torch_dino_call(model, points, schedule, eval_set, run_budget):
+    """A call running the dino training (`run_budget.epochs` epochs) in eager PyTorch, warmed up. Later
+    calls continue from where the last stopped; the work per call is the same."""
     optimizer = torch.optim.Adam(model.parameters(), lr=run_budget.learning_rate)
     x_all = torch.from_numpy(points)
     alpha_bars = torch.from_numpy(np.array(schedule.alpha_bars, np.float32))
@@ -219,11 +249,12 @@ def torch_dino_rate(model, points, schedule, eval_set, run_budget) -> float:
         with torch.no_grad():
             epsilon_loss(eval_x0, eval_t, eval_noise)
 
+    def run():
+        for _ in range(run_budget.epochs):
+            epoch()
+
     epoch()  # warm-up
-    started = time.perf_counter()
-    for _ in range(run_budget.epochs):
-        epoch()
-    return run_budget.epochs * run_budget.steps_per_epoch / (time.perf_counter() - started)
+    return run
 
 
 def mnist_images(n: int | None) -> np.ndarray:

@@ -50,6 +50,27 @@ def test_cifar_twin_computes_the_same_function():
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+def test_alternate_takes_turns_and_counts_units(monkeypatch):
+    """A fake clock that each call advances: jaxgen's call takes 0.5 s for 4 steps, PyTorch's 0.25 s for
+    one, and from the second round on the machine runs at half speed."""
+    clock, order = {"now": 0.0, "scale": 1.0}, []
+    monkeypatch.setattr(workloads.time, "perf_counter", lambda: clock["now"])
+
+    def fake(name, seconds):
+        def call():
+            order.append(name)
+            clock["now"] += seconds * clock["scale"]
+            if len(order) == 6:  # end of round 1: two jaxgen calls, four PyTorch calls
+                clock["scale"] = 2.0
+        return call
+
+    rates = workloads.alternate(fake("j", 0.5), fake("p", 0.25), rounds=2, seconds=1.0, jaxgen_units=4)
+    assert "".join(order) == "jjppppjpp"  # at half speed: one jaxgen call, two PyTorch calls per second
+    assert rates["round_ratios"] == pytest.approx([2.0, 2.0])
+    assert rates["jaxgen"] == pytest.approx(12 / 2.0)  # 3 calls x 4 steps in 1 + 1 s
+    assert rates["pytorch"] == pytest.approx(6 / 2.0)  # 6 calls in 1 + 1 s
+
+
 def test_quick_benchmarks_write_every_workload(tmp_path):
     out = tmp_path / "results.json"
     run.main(["--quick", "--out", str(out)])
@@ -63,6 +84,8 @@ def test_quick_benchmarks_write_every_workload(tmp_path):
     for row in rows.values():
         assert row["jaxgen"] > 0 and row["pytorch"] > 0
         assert row["ratio"] == pytest.approx(row["jaxgen"] / row["pytorch"])
+        if row["workload"] != "mnist_conv_vae_epoch":  # the epoch is timed once per side
+            assert len(row["round_ratios"]) == workloads.QUICK.rounds
     assert 0 < rows["mnist_conv_vae_epoch"]["share_of_step_rate"]
 
 
