@@ -204,8 +204,9 @@ class FeatureMajorDense(nn.Module):
     """nn.Dense for feature-major activations: (in, N) -> (out, N), with nn.Dense's parameters (kernel
     (in, out), lecun-normal; bias (out,), zeros), so checkpoints of either fit the other. Why: in the
     usual (N, in) layout a weight gradient contracts the leading (batch) axis of both operands, which
-    XLA:CPU cannot hand to YNNPACK and runs 2-3x slower in its own dot emitter; feature-major, every
-    matmul of the forward and backward pass contracts a trailing axis."""
+    XLA:CPU cannot hand to YNNPACK and runs 2-3x slower in its own dot emitter; feature-major, the
+    backward matmuls go to YNNPACK. (The forward one contracts the kernel's leading axis and stays in
+    XLA's emitter; handing it to YNNPACK as well measured no faster, README speed section.)"""
     features: int
 
     @nn.compact
