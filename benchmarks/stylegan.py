@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from benchmarks import torch_models
-from benchmarks.workloads import _alternated_row, alternate, jax_parameter_count, torch_device, torch_synchronize
+from benchmarks.workloads import alternated_row, alternate, jax_parameter_count, torch_device, torch_synchronize
 from jaxgen import inversion
 from jaxgen.convert import convert, load_generator
 from jaxgen.models.stylegan2 import StyleGAN2Config
@@ -111,7 +111,7 @@ def stylegan2_step(budget: StyleGANBudget) -> list[dict]:
         jaxgen = jaxgen_generator_call(module, variables, batch)
         rates = alternate(jaxgen["call"], torch_generator_call(official, batch), budget.rounds,
                           budget.seconds / budget.rounds)
-        rows.append(_alternated_row(f"stylegan2_step_{resolution}", "fwd+bwd/s", rates,
+        rows.append(alternated_row(f"stylegan2_step_{resolution}", "fwd+bwd/s", rates,
                                     compile_seconds=jaxgen["compile_seconds"], parameters=counts["jaxgen"],
                                     batch_size=batch, resolution=resolution))
     return rows

@@ -128,7 +128,8 @@ def _row(workload, unit, jaxgen_rate, torch_rate, **extra) -> dict:
             "ratio": jaxgen_rate / torch_rate, **extra}
 
 
-def _alternated_row(workload, unit, rates: dict, **extra) -> dict:
+def alternated_row(workload, unit, rates: dict, **extra) -> dict:
+    """A results row from `alternate`'s rates, keeping the per-round ratios."""
     return _row(workload, unit, rates["jaxgen"], rates["pytorch"], round_ratios=rates["round_ratios"], **extra)
 
 
@@ -144,7 +145,7 @@ def step_workload(name, jax_model, jax_params, objective, torch_model, torch_los
     jaxgen = jaxgen_step_call(jax_params, objective, images)
     pytorch = torch_step_call(torch_model, torch_loss, images)
     rates = alternate(jaxgen["call"], pytorch, budget.rounds, budget.seconds / budget.rounds, jaxgen["steps"])
-    return _alternated_row(name, "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
+    return alternated_row(name, "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
                            parameters=counts["jaxgen"], batch_size=BATCH)
 
 
@@ -219,7 +220,7 @@ def dino_ddpm_run(budget: Budget) -> dict:
     # Each round runs the whole training once per side (seconds=0: one call), jaxgen from the same start.
     rates = alternate(jaxgen_run,
                       torch_dino_call(twin, points, schedule, eval_set, run_budget), budget.rounds, 0.0, steps, steps)
-    return _alternated_row("dino_ddpm_run", "steps/s", rates, compile_seconds=compile_seconds,
+    return alternated_row("dino_ddpm_run", "steps/s", rates, compile_seconds=compile_seconds,
                            parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
 
 
