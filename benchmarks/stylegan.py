@@ -112,8 +112,8 @@ def stylegan2_step(budget: StyleGANBudget) -> list[dict]:
         rates = alternate(jaxgen["call"], torch_generator_call(official, batch), budget.rounds,
                           budget.seconds / budget.rounds)
         rows.append(alternated_row(f"stylegan2_step_{resolution}", "fwd+bwd/s", rates,
-                                    compile_seconds=jaxgen["compile_seconds"], parameters=counts["jaxgen"],
-                                    batch_size=batch, resolution=resolution))
+                                   compile_seconds=jaxgen["compile_seconds"], parameters=counts["jaxgen"],
+                                   batch_size=batch, resolution=resolution))
     return rows
 
 

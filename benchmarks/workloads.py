@@ -146,7 +146,7 @@ def step_workload(name, jax_model, jax_params, objective, torch_model, torch_los
     pytorch = torch_step_call(torch_model, torch_loss, images)
     rates = alternate(jaxgen["call"], pytorch, budget.rounds, budget.seconds / budget.rounds, jaxgen["steps"])
     return alternated_row(name, "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
-                           parameters=counts["jaxgen"], batch_size=BATCH)
+                          parameters=counts["jaxgen"], batch_size=BATCH)
 
 
 def mnist_models(seed: int = 0):
@@ -221,7 +221,7 @@ def dino_ddpm_run(budget: Budget) -> dict:
     rates = alternate(jaxgen_run,
                       torch_dino_call(twin, points, schedule, eval_set, run_budget), budget.rounds, 0.0, steps, steps)
     return alternated_row("dino_ddpm_run", "steps/s", rates, compile_seconds=compile_seconds,
-                           parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
+                          parameters=counts["jaxgen"], batch_size=run_budget.batch_size, steps=steps)
 
 
 def torch_dino_call(model, points, schedule, eval_set, run_budget):
