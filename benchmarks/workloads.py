@@ -4,6 +4,7 @@ Warm-up (and jaxgen's compilation, reported as compile_seconds) is excluded from
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -302,8 +303,21 @@ def mnist_vae_epoch(budget: Budget, step_rate: float | None = None) -> dict:
     return row
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux: /proc/cpuinfo's "model name"): the same core count on another CPU
+    can move the ratios by half (README, speed section), so every result records which CPU ran it."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict:
     devices = jax.devices()
     return {"device_kind": devices[0].device_kind, "platform": devices[0].platform, "devices": len(devices),
-            "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "jax": jax.__version__,
-            "torch": torch.__version__}
+            "cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "jax": jax.__version__, "torch": torch.__version__}

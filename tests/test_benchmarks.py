@@ -76,6 +76,7 @@ def test_quick_benchmarks_write_every_workload(tmp_path):
     run.main(["--quick", "--out", str(out)])
     result = json.loads(out.read_text())
     assert result["machine"]["cpu_cores"] >= 1
+    assert result["machine"]["cpu_model"] == workloads.cpu_model() != ""
     rows = {row["workload"]: row for row in result["rows"]}
     assert set(rows) == set(run.WORKLOADS)
     scaling = rows.pop("scaling")
