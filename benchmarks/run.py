@@ -1,9 +1,10 @@
 """Speed against PyTorch, side by side: `python -m benchmarks.run [--only NAME ...] [--quick]`.
 
 Each workload runs its jaxgen version and an equivalent PyTorch model (same layers, parameter count, batch
-size and optimizer) in this process, the two taking turns for a few rounds; the table gives both rates and
-their ratio (jaxgen / PyTorch, higher is better) with the range of the rounds' ratios, and
-benchmarks/results.json keeps them with the machine they ran on.
+size and optimizer) in one process (this one, or for the dino run one set up as its study's), the two
+taking turns for a few rounds; the table gives both rates and their ratio (jaxgen / PyTorch, higher is
+better) with the range of the rounds' ratios, and benchmarks/results.json keeps them with the machine
+they ran on.
 Ratios are comparable across machines; absolute rates only on the same one.
 """
 from __future__ import annotations
@@ -23,18 +24,26 @@ WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnis
 GPU_WORKLOADS = ("stylegan2_step", "stylegan_inversion")
 
 
+def run_module(module: str, flags, env=None) -> dict:
+    """Run `python -m module *flags` from the repository root in a fresh process (some settings are read
+    only when JAX starts) and return the JSON object its last output line prints; earlier lines (warnings)
+    are passed on."""
+    done = subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    if done.returncode:
+        raise RuntimeError(f"python -m {module} {' '.join(flags)} failed:\n{done.stderr[-3000:]}")
+    *notes, result = done.stdout.strip().splitlines()
+    for note in notes:
+        print(note, flush=True)
+    return json.loads(result)
+
+
 def scaling(quick: bool) -> dict:
     """Throughput and loss curves of the same training on 1 and on 8 forced CPU devices."""
-    runs = {}
-    for devices in (1, 8):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-               "PYTHONPATH": str(REPO)}
-        flags = ["--images", "2048", "--epochs", "2"] if quick else ["--images", "16384", "--epochs", "3"]
-        done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", *flags], env=env, cwd=REPO,
-                              capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"scaling run on {devices} devices failed:\n{done.stderr[-3000:]}")
-        runs[devices] = json.loads(done.stdout.strip().splitlines()[-1])
+    flags = ["--images", "2048", "--epochs", "2"] if quick else ["--images", "16384", "--epochs", "3"]
+    runs = {devices: run_module("benchmarks.scaling", flags,
+                                {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+            for devices in (1, 8)}
     one, eight = runs[1], runs[8]
     gap = max(abs(a - b) / abs(a) for a, b in zip(one["train_loss"], eight["train_loss"]))
     return {"workload": "scaling", "unit": "images/s", "jaxgen": eight["images_per_second"],
@@ -53,7 +62,7 @@ def run(names, budget, quick: bool) -> list[dict]:
         elif name == "cifar_conv_ae_step":
             row = workloads.cifar_ae_step(budget)
         elif name == "dino_ddpm_run":
-            row = workloads.dino_ddpm_run(budget)
+            row = run_module("benchmarks.dino", ["--quick"] if quick else [])  # as the study runs: its own process
         elif name == "mnist_conv_vae_epoch":
             row = workloads.mnist_vae_epoch(budget, step_rate)
         elif name == "stylegan2_step":

@@ -1,6 +1,6 @@
 """The 2-D DDPM study on the Datasaurus dino: three time/position embeddings, measured.
 
-    python -m experiments.dino_diffusion            # full budget, about 5 minutes on 2 CPU cores
+    python -m experiments.dino_diffusion            # full budget, about a minute on 2 CPU cores
     python -m experiments.dino_diffusion --quick    # same code path, tiny budget
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import checkpoints, data, ddpm, metrics
+from jaxgen import checkpoints, cpu, data, ddpm, metrics
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
@@ -250,4 +250,5 @@ construction, since nearly every data point is drawn).
 
 
 if __name__ == "__main__":
+    cpu.run_each_computation_on_one_thread()  # small computations only, one thread runs them faster
     main()

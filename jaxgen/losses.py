@@ -1,9 +1,13 @@
 """Per-example loss terms. Each returns one value per batch item, summed over its pixels or
 latent dimensions, so that averages over a dataset are exact whatever the batch split."""
+import math
+
 import jax
 import jax.numpy as jnp
 
-LOG_2PI = jnp.log(2.0 * jnp.pi)
+# A Python float, not a jnp value: computing one at import would start JAX's backend before a program
+# could set it up (jaxgen.cpu). Equal to float32(jnp.log(2 pi)).
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _sum_per_example(x):

@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from benchmarks import run, stylegan, torch_models, workloads  # noqa: E402
+from jaxgen import cpu  # noqa: E402
 
 
 def test_parameter_counts_match():
@@ -71,7 +72,9 @@ def test_alternate_takes_turns_and_counts_units(monkeypatch):
     assert rates["pytorch"] == pytest.approx(6 / 2.0)  # 6 calls in 1 + 1 s
 
 
-def test_quick_benchmarks_write_every_workload(tmp_path):
+def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
+    for name in cpu.THREAD_POOL_ENV:
+        monkeypatch.delenv(name, raising=False)
     out = tmp_path / "results.json"
     run.main(["--quick", "--out", str(out)])
     result = json.loads(out.read_text())
@@ -88,6 +91,7 @@ def test_quick_benchmarks_write_every_workload(tmp_path):
         if row["workload"] != "mnist_conv_vae_epoch":  # the epoch is timed once per side
             assert len(row["round_ratios"]) == workloads.QUICK.rounds
     assert 0 < rows["mnist_conv_vae_epoch"]["share_of_step_rate"]
+    assert rows["dino_ddpm_run"]["pjrt_nproc"] == "0"  # run as its study runs (jaxgen.cpu)
 
 
 def test_stylegan_workloads_run_on_the_same_weights_at_a_cpu_size(tmp_path):

@@ -68,3 +68,34 @@ def test_importing_jaxgen_keeps_freed_memory_for_reuse():
     user_choice = int(_run(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "import")[0])
     assert fresh > pages // 2 and user_choice > pages // 2  # glibc's default: fresh mmap pages each time
     assert reused < pages // 20
+
+
+# XLA's CPU worker threads after one computation, in a fresh process; with "study", the setting is made
+# after importing the dino study, as `python -m experiments.dino_diffusion` makes it.
+THREADS_PROBE = """
+import os, sys
+if sys.argv[1] == "study":
+    import experiments.dino_diffusion
+from jaxgen import cpu
+print(cpu.run_each_computation_on_one_thread() if sys.argv[1] != "default" else None)
+import jax, jax.numpy as jnp
+jax.block_until_ready(jnp.ones(8) + 1)
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(names.count("tf_XLAEigen"))
+"""
+
+
+def _xla_threads(mode, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if k not in cpu.THREAD_POOL_ENV}
+    done = subprocess.run([sys.executable, "-c", THREADS_PROBE, mode], env={**env, **(extra_env or {})},
+                          capture_output=True, text=True, check=True)
+    applied, threads = done.stdout.split()
+    return applied, int(threads)
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="counts threads in /proc")
+def test_one_thread_per_computation_reaches_xla_and_respects_the_user():
+    assert _xla_threads("setting") == ("True", 1)
+    assert _xla_threads("study") == ("True", 1)  # importing the study does not start JAX's backend
+    assert _xla_threads("setting", {"PJRT_NPROC": "3"}) == ("False", 3)  # the user's choice is kept
+    assert _xla_threads("default") == ("None", max(1, len(os.sched_getaffinity(0))))  # else one per core

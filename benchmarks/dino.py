@@ -1,0 +1,29 @@
+"""Workload (3), the dino DDPM's training run against its PyTorch twin, in a process of its own set up
+as the study sets up its own (`python -m experiments.dino_diffusion` runs each computation on one
+thread, `jaxgen.cpu.run_each_computation_on_one_thread`):
+
+    python -m benchmarks.dino [--quick]
+
+Prints the results row as one JSON line; benchmarks.run launches it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from benchmarks import workloads
+from jaxgen import cpu
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run: benchmarks.run --quick")
+    args = parser.parse_args(argv)
+    row = workloads.dino_ddpm_run(workloads.QUICK if args.quick else workloads.FULL)
+    print(json.dumps({**row, "pjrt_nproc": os.environ.get("PJRT_NPROC")}))
+
+
+if __name__ == "__main__":
+    cpu.run_each_computation_on_one_thread()
+    main()
