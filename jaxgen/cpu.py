@@ -45,7 +45,7 @@ def run_each_computation_on_one_thread() -> bool:
     thread pool (PJRT_NPROC=0), so one worker thread runs each computation's operations one after
     another. With a pool of one thread per core XLA spreads those operations over the cores, and the
     hand-offs cost more than the second core gives: the dino training run is ~1.3x faster without them
-    (README, speed section), with the same numbers. Process-wide, so not for programs with big
+    (README, speed section), with bit-for-bit the same losses. Process-wide, so not for programs with big
     convolutions or matmuls (the conv steps run ~2x slower on one thread); call it first thing in the
     program. Not applied when the user set PJRT_NPROC or NPROC; returns whether it applied."""
     if any(name in os.environ for name in THREAD_POOL_ENV):

@@ -1,5 +1,6 @@
-"""jaxgen.cpu's import-time settings: convolutions on XLA's own kernels, matmuls on YNNPACK; freed
-memory kept for reuse instead of page-faulted back in on every step."""
+"""jaxgen.cpu's settings: at import, convolutions on XLA's own kernels, matmuls on YNNPACK, and freed
+memory kept for reuse instead of page-faulted back in on every step; on request, one thread per
+computation."""
 import os
 import platform
 import subprocess
@@ -39,7 +40,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def _run(code, extra_env, *args, xla_flags=None):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",) + cpu.MALLOC_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",) + cpu.MALLOC_ENV + cpu.THREAD_POOL_ENV}
     if xla_flags is not None:
         env["XLA_FLAGS"] = xla_flags
     done = subprocess.run([sys.executable, "-c", code, *args], env={**env, **extra_env}, capture_output=True,
@@ -86,10 +87,7 @@ print(names.count("tf_XLAEigen"))
 
 
 def _xla_threads(mode, extra_env=None):
-    env = {k: v for k, v in os.environ.items() if k not in cpu.THREAD_POOL_ENV}
-    done = subprocess.run([sys.executable, "-c", THREADS_PROBE, mode], env={**env, **(extra_env or {})},
-                          capture_output=True, text=True, check=True)
-    applied, threads = done.stdout.split()
+    applied, threads = _run(THREADS_PROBE, extra_env or {}, mode)
     return applied, int(threads)
 
 
