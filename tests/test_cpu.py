@@ -71,12 +71,16 @@ def test_importing_jaxgen_keeps_freed_memory_for_reuse():
     assert reused < pages // 20
 
 
-# XLA's CPU worker threads after one computation, in a fresh process; with "study", the setting is made
-# after importing the dino study, as `python -m experiments.dino_diffusion` makes it.
+# XLA's CPU worker threads after one computation, in a fresh process; with "imports", the setting is made
+# after importing every module of jaxgen and the studies, as `python -m experiments.dino_diffusion` makes it
+# after its imports: none may start JAX's backend.
 THREADS_PROBE = """
-import os, sys
-if sys.argv[1] == "study":
-    import experiments.dino_diffusion
+import importlib, os, pkgutil, sys
+if sys.argv[1] == "imports":
+    import experiments, jaxgen, jaxgen.models
+    for package in (jaxgen, jaxgen.models, experiments):
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
 from jaxgen import cpu
 print(cpu.run_each_computation_on_one_thread() if sys.argv[1] != "default" else None)
 import jax, jax.numpy as jnp
@@ -94,6 +98,6 @@ def _xla_threads(mode, extra_env=None):
 @pytest.mark.skipif(platform.system() != "Linux", reason="counts threads in /proc")
 def test_one_thread_per_computation_reaches_xla_and_respects_the_user():
     assert _xla_threads("setting") == ("True", 1)
-    assert _xla_threads("study") == ("True", 1)  # importing the study does not start JAX's backend
+    assert _xla_threads("imports") == ("True", 1)  # importing jaxgen or a study does not start JAX's backend
     assert _xla_threads("setting", {"PJRT_NPROC": "3"}) == ("False", 3)  # the user's choice is kept
     assert _xla_threads("default") == ("None", max(1, len(os.sched_getaffinity(0))))  # else one per core
