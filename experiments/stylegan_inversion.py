@@ -136,7 +136,7 @@ def self_test_setup(seed: int, num_targets: int):
     truncated with psi 0.7 towards w_avg: only w+ can represent such an image exactly, w and z can
     only approximate it, so the expected order of recovery is w+ > w > z."""
     config = SELF_TEST_CONFIG
-    module, variables = StyleGAN2Generator(config, fused_modconv=False), seeded_variables(config, seed)
+    module, variables = StyleGAN2Generator(config), seeded_variables(config, seed)
     variables["buffers"]["mapping"]["w_avg"] = estimate_w_avg(module, variables, seed=seed + 1)
     z = jax.random.normal(jax.random.fold_in(jax.random.key(seed), 3), (num_targets * config.num_ws, config.z_dim))
     rows = module.apply(variables, z, SELF_TEST_PSI, method=lambda m, z, psi: m.mapping(z, psi)[:, 0])
@@ -263,8 +263,6 @@ def main(argv=None):
         names = [f.name for f in files]
     if len(targets) < TABLE2_TARGETS:
         raise SystemExit(f"need at least {TABLE2_TARGETS} targets, got {len(targets)}")
-    # Per-sample convolutions instead of one grouped convolution: the same images, much faster on CPU.
-    module = module.clone(fused_modconv=False)
     config = module.config
     lpips_variables = load_lpips_vgg()
     settings = inversion.InversionSettings(iterations=budget.iterations, learning_rate=args.learning_rate,

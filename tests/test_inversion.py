@@ -100,7 +100,7 @@ def test_crossover_takes_the_right_rows():
 def tiny_problem():
     """A tiny generator (per-sample convolutions, as the study uses) and two targets it generated,
     which every space can reach."""
-    module = StyleGAN2Generator(TINY, fused_modconv=False)
+    module = StyleGAN2Generator(TINY)
     variables = stylegan_inversion.seeded_variables(TINY, seed=0)
     targets = module.apply(variables, jax.random.normal(jax.random.key(3), (2, TINY.z_dim)))
     return module, variables, targets

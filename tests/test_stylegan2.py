@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from jaxgen.convert import convert, load_generator, main, read_release_pickle
-from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, conv2d, modulated_conv2d, variable_shapes
+from jaxgen.models.stylegan2 import (FIR_TAPS, StyleGAN2Config, StyleGAN2Generator, conv2d, modulated_conv2d, upfirdn2d,
+                                     variable_shapes)
 
 # 32 px, channels 32, 32, 16, 8 at 4, 8, 16, 32 px, num_ws 8: a few seconds to compile.
 TINY = StyleGAN2Config(z_dim=32, w_dim=32, img_resolution=32, channel_base=256, channel_max=32)
@@ -37,6 +38,26 @@ def max_abs_difference(a, b):
 
 
 # ----------------------------------------------------------------------------- pure JAX
+
+def depthwise_upfirdn2d(x, up, pad, gain):
+    """upfirdn2d as one depthwise convolution with the 2-D [1,3,3,1] filter (the plain form)."""
+    before, after = pad
+    spatial = (before, after + up - 1, up - 1)
+    x = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), spatial, spatial, (0, 0, 0)))
+    fir = np.outer(FIR_TAPS, FIR_TAPS)
+    kernel = np.tile((fir / fir.sum() * gain)[:, :, None, None], (1, 1, 1, x.shape[-1])).astype(np.float32)
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=x.shape[-1])
+
+
+@pytest.mark.parametrize("up, pad, gain", [(2, (2, 1), 4.0), (1, (1, 1), 4.0), (1, (0, -1), 1.0)])
+def test_separable_upfirdn2d_equals_the_depthwise_convolution(up, pad, gain):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 9, 5)), jnp.float32)
+    probe = jnp.asarray(np.random.default_rng(1).normal(size=upfirdn2d(x, up, pad, gain).shape), jnp.float32)
+    np.testing.assert_allclose(upfirdn2d(x, up, pad, gain), depthwise_upfirdn2d(x, up, pad, gain), atol=1e-5)
+    gradients = [jax.grad(lambda x: jnp.sum(f(x, up, pad, gain) * probe))(x) for f in (upfirdn2d, depthwise_upfirdn2d)]
+    np.testing.assert_allclose(*gradients, atol=1e-5)
+
 
 @pytest.mark.parametrize("up, demodulate", [(1, True), (1, False), (2, True)])
 def test_fused_modulated_conv_matches_per_sample_convolutions(up, demodulate):
