@@ -3,8 +3,8 @@
 Each workload runs its jaxgen version and an equivalent PyTorch model (same layers, parameter count, batch
 size and optimizer) in one process (this one, or for the dino run one set up as its study's), the two
 taking turns for a few rounds; the table gives both rates and their ratio (jaxgen / PyTorch, higher is
-better) with the range of the rounds' ratios, and benchmarks/results.json keeps them with the machine
-they ran on.
+better) with the range of the rounds' ratios, and benchmarks/results.json (results_gpu.json on a GPU)
+keeps them with the machine they ran on.
 Ratios are comparable across machines; absolute rates only on the same one.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 from benchmarks import stylegan, workloads
 
@@ -42,7 +44,8 @@ def scaling(quick: bool) -> dict:
     """Throughput and loss curves of the same training on 1 and on 8 forced CPU devices."""
     flags = ["--images", "2048", "--epochs", "2"] if quick else ["--images", "16384", "--epochs", "3"]
     runs = {devices: run_module("benchmarks.scaling", flags,
-                                {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+                                {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+                                 "JAX_PLATFORMS": "cpu"})  # CPU devices, also where a GPU is present
             for devices in (1, 8)}
     one, eight = runs[1], runs[8]
     gap = max(abs(a - b) / abs(a) for a, b in zip(one["train_loss"], eight["train_loss"]))
@@ -91,23 +94,50 @@ def format_row(row) -> str:
     return f"{row['workload']:32s} {row['jaxgen']:10.1f} {row['pytorch']:10.1f} {row['ratio']:7.2f}  {row['unit']}{extra}"
 
 
+def share_the_gpu() -> None:
+    """Where a GPU is present both libraries use it, one after the other: keep JAX from taking 75% of its
+    memory up front (unless the user set it), and let PyTorch's float32 matmuls use the tensor cores
+    (TF32), as XLA's do by default and PyTorch's convolutions do, so both sides do the same arithmetic."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+
+def merged_rows(out: Path, header: dict, rows: list[dict]) -> list[dict]:
+    """`rows` after the rows of an earlier results file at `out` with the same header (machine and budget)
+    that they do not replace (same workload name), so that `--only` re-measures some workloads and keeps
+    the rest."""
+    try:
+        earlier = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return rows
+    if any(earlier.get(key) != value for key, value in header.items()):
+        return rows
+    fresh = {row["workload"] for row in rows}
+    return [row for row in earlier["rows"] if row["workload"] not in fresh] + rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=WORKLOADS + GPU_WORKLOADS, default=None,
                         help=f"run just these workloads (default: all; {', '.join(GPU_WORKLOADS)} only on a GPU)")
     parser.add_argument("--quick", action="store_true", help="short measurements: a smoke test of every workload")
     parser.add_argument("--out", default=None,
-                        help="results file (default benchmarks/results.json; benchmarks/results_quick.json with --quick)")
+                        help="results file (default benchmarks/results.json, results_gpu.json on a GPU; "
+                             "results_quick.json with --quick); --only keeps the file's other rows from the same machine")
     args = parser.parse_args(argv)
     budget = workloads.QUICK if args.quick else workloads.FULL
+    share_the_gpu()
     machine = workloads.machine()
     print(f"machine: {machine}")
     print(f"{'workload':32s} {'jaxgen':>10s} {'PyTorch':>10s} {'ratio':>7s}")
     default = WORKLOADS + (GPU_WORKLOADS if stylegan.gpu_available() else ())
     rows = run(args.only or default, budget, args.quick)
-    out = Path(args.out or REPO / "benchmarks" / ("results_quick.json" if args.quick else "results.json"))
-    out.write_text(json.dumps({"machine": machine, "budget": "quick" if args.quick else "full", "rows": rows},
-                              indent=2))
+    platform = "" if machine["platform"] == "cpu" else f"_{machine['platform']}"
+    out = Path(args.out or REPO / "benchmarks" / ("results_quick.json" if args.quick else f"results{platform}.json"))
+    header = {"machine": machine, "budget": "quick" if args.quick else "full"}
+    if args.only:
+        rows = merged_rows(out, header, rows)
+    out.write_text(json.dumps({**header, "rows": rows}, indent=2))
     print(f"wrote {out}")
 
 

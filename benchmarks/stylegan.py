@@ -113,7 +113,8 @@ def stylegan2_step(budget: StyleGANBudget) -> list[dict]:
                           budget.seconds / budget.rounds)
         rows.append(alternated_row(f"stylegan2_step_{resolution}", "fwd+bwd/s", rates,
                                    compile_seconds=jaxgen["compile_seconds"], parameters=counts["jaxgen"],
-                                   batch_size=batch, resolution=resolution))
+                                   batch_size=batch, resolution=resolution,
+                                   pytorch_cuda_ops=torch_models.official_cuda_ops_loaded()))
     return rows
 
 

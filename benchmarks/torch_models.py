@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.utils.cpp_extension
 from torch import nn
 
 
@@ -107,9 +108,33 @@ def official_stylegan2_networks():
     folder = Path(next(iter(spec.submodule_search_locations))) / "stylegan2"
     sys.path.insert(0, str(folder))
     try:
-        return importlib.import_module("training.networks")
+        networks = importlib.import_module("training.networks")
+        _load_built_plugins(importlib.import_module("torch_utils.custom_ops"))
+        return networks
     finally:
         sys.path.remove(str(folder))
+
+
+def _load_built_plugins(custom_ops) -> None:
+    """On a GPU, NVIDIA's ops (bias_act, upfirdn2d) build CUDA kernels with torch.utils.cpp_extension.load
+    and then import the result by name, which fails since PyTorch stopped registering what `load` returns
+    in sys.modules: the ops then fall back to their slow reference code (with a warning), and the
+    benchmark would time that. Keep the module `load` returns instead of importing it."""
+    def get_plugin(module_name, sources, **build_kwargs):
+        if module_name not in custom_ops._cached_plugins:
+            custom_ops._cached_plugins[module_name] = torch.utils.cpp_extension.load(
+                name=module_name, sources=sources, **build_kwargs)
+        return custom_ops._cached_plugins[module_name]
+
+    custom_ops.get_plugin = get_plugin
+
+
+def official_cuda_ops_loaded() -> bool:
+    """Whether NVIDIA's generator ran on its own CUDA kernels (not the reference fallback); False on a CPU."""
+    import sys
+
+    ops = [sys.modules.get(f"torch_utils.ops.{name}") for name in ("bias_act", "upfirdn2d")]
+    return all(op is not None and op._plugin is not None for op in ops)
 
 
 def official_stylegan2_generator(config, seed: int = 0):
