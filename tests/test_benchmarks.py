@@ -1,6 +1,7 @@
 """The benchmarks compare like with like: equal parameter counts, and (weights copied across) the
 PyTorch twin computes what the jaxgen model computes."""
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -107,5 +108,32 @@ def test_stylegan_workloads_run_on_the_same_weights_at_a_cpu_size(tmp_path):
     assert set(rows) == {"stylegan2_step_32", "stylegan_inversion_32"}
     assert rows["stylegan2_step_32"]["ratio"] == pytest.approx(
         rows["stylegan2_step_32"]["jaxgen"] / rows["stylegan2_step_32"]["pytorch"])
+    assert rows["stylegan2_step_32"]["pytorch_cuda_ops"] is False  # NVIDIA's CUDA kernels serve CUDA tensors only
     inversion = rows["stylegan_inversion_32"]
     assert inversion["jaxgen"] > 0 and inversion["iterations"] == 10 and inversion["pytorch"] is None
+
+
+def test_only_keeps_the_other_rows_of_an_earlier_run_on_the_same_machine(tmp_path):
+    out = tmp_path / "results.json"
+    header = {"machine": {"device_kind": "cpu", "cpu_cores": 2}, "budget": "full"}
+    out.write_text(json.dumps({**header, "rows": [{"workload": "a", "jaxgen": 1}, {"workload": "b", "jaxgen": 2}]}))
+    fresh = [{"workload": "b", "jaxgen": 3}]
+    assert run.merged_rows(out, header, fresh) == [{"workload": "a", "jaxgen": 1}, {"workload": "b", "jaxgen": 3}]
+    other_machine = {**header, "machine": {"device_kind": "cpu", "cpu_cores": 16}}
+    assert run.merged_rows(out, other_machine, fresh) == fresh
+    assert run.merged_rows(out, {**header, "budget": "quick"}, fresh) == fresh
+    assert run.merged_rows(tmp_path / "missing.json", header, fresh) == fresh
+
+
+def test_nvidias_cuda_plugins_are_kept_as_built(monkeypatch):
+    """NVIDIA's get_plugin imports a built plugin by name, which current PyTorch does not make importable;
+    the benchmark keeps the module that cpp_extension.load returns, building each plugin once."""
+    pytest.importorskip("draggan")
+    torch_models.official_stylegan2_networks()
+    custom_ops = sys.modules["torch_utils.custom_ops"]
+    built = []
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda name, sources, **kwargs: built.append(name) or name)
+    monkeypatch.setattr(custom_ops, "_cached_plugins", {})
+    assert custom_ops.get_plugin("fake_plugin", sources=["fake.cu"]) == "fake_plugin"
+    assert custom_ops.get_plugin("fake_plugin", sources=["fake.cu"]) == "fake_plugin"
+    assert built == ["fake_plugin"]
