@@ -4,7 +4,11 @@ Written for the benchmarks only (PyTorch is a benchmark/test dependency). Images
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
+import sys
+from pathlib import Path
 
 import torch
 import torch.utils.cpp_extension
@@ -97,11 +101,6 @@ def official_stylegan2_networks():
     """NVIDIA's StyleGAN2-ADA `training.networks`, from the copy the `draggan` package vendors
     (`pip install --no-deps draggan==1.1.6`), imported without importing draggan itself (whose
     __init__ wants its app's dependencies)."""
-    import importlib
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     spec = importlib.util.find_spec("draggan")
     if spec is None:
         raise ModuleNotFoundError("NVIDIA's StyleGAN2 code comes from draggan: pip install --no-deps draggan==1.1.6")
@@ -131,8 +130,6 @@ def _load_built_plugins(custom_ops) -> None:
 
 def official_cuda_ops_loaded() -> bool:
     """Whether NVIDIA's generator ran on its own CUDA kernels (not the reference fallback); False on a CPU."""
-    import sys
-
     ops = [sys.modules.get(f"torch_utils.ops.{name}") for name in ("bias_act", "upfirdn2d")]
     return all(op is not None and op._plugin is not None for op in ops)
 
