@@ -7,7 +7,7 @@ import pytest
 
 from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
 from jaxgen.models.classifiers import DigitCNN
-from jaxgen.models import diffusion, layers
+from jaxgen.models import diffusion
 from jaxgen.models.diffusion import DenoisingMLP
 from jaxgen.models.layers import DownConv, UpConv, sin_cos
 
@@ -46,8 +46,10 @@ def test_classifier_shapes():
 
 @pytest.mark.parametrize("c_in, c_out, size", [(64, 32, 7), (32, 1, 14), (3, 5, 4)])
 def test_upconv_equals_transposed_convolution(c_in, c_out, size):
-    """The parity formulation gives the same outputs and gradients as nn.ConvTranspose
-    (compared in float64, so float32 summation order cannot hide or fake a difference)."""
+    """The parity formulation gives the same outputs, and its gradients through `downconv` (both of
+    its ways: space-to-depth + matmul for c_out = 1, XLA's convolution for 32 and 5) the same
+    gradients as nn.ConvTranspose (compared in float64, so float32 summation order cannot hide or
+    fake a difference)."""
     reference = nn.ConvTranspose(c_out, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
     _compare_layers(reference, UpConv(c_out), c_in, size, (2 * size, 2 * size, c_out))
 
@@ -76,19 +78,6 @@ def _compare_layers(reference, fast, c_in, size, out_shape):
         grads_expected = jax.grad(loss(reference), argnums=(0, 1))(params, x)
         grads_got = jax.grad(loss(fast), argnums=(0, 1))(params, x)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5), grads_got, grads_expected)
-
-
-@pytest.mark.parametrize("c_in, c_out, size", [(64, 128, 7), (32, 4, 14)])
-def test_conv2x2_kernel_gradient_equals_autodiff(c_in, c_out, size):
-    """Both ways of the hand-written kernel gradient (gathering input windows when they are the
-    smaller side, (64, 128, 7); output-gradient windows otherwise, (32, 4, 14)) equal XLA's."""
-    with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.key(0), (3, size, size, c_in), jnp.float64)
-        kernel = jax.random.normal(jax.random.key(1), (2, 2, c_in, c_out), jnp.float64)
-        dy = jax.random.normal(jax.random.key(2), (3, size + 1, size + 1, c_out), jnp.float64)
-        plain = jax.vjp(lambda k: jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)),
-                                                               dimension_numbers=("NHWC", "HWIO", "NHWC")), kernel)
-        np.testing.assert_allclose(layers.conv2x2_kernel_gradient(x, dy), plain[1](dy)[0], rtol=1e-10, atol=1e-10)
 
 
 def test_sin_cos_equals_jnp_sin_and_cos():

@@ -20,98 +20,6 @@ def conv2x2_windows(x):
     return jnp.concatenate([x[:, ty:ty + rows, tx:tx + cols] for ty, tx in TAPS_2X2], axis=-1)
 
 
-# Parity formulation: output row 2m + a is a 2-tap correlation over input rows (m - 1 + a, m + a)
-# with kernel rows PARITY_ROWS[a]; with the input padded by one on each side, window position m + a
-# of one 2x2 convolution (4 * Cout channels, one group per parity) covers exactly those rows.
-PARITY_ROWS = np.array([[0, 2], [1, 3]])
-
-
-def parity_kernel(kernel):
-    """(4, 4, Cin, Cout) transposed-conv kernel -> (2, 2, Cin, 4*Cout): output group (s, t) is the
-    2x2 sub-kernel of output parity (a, b) = (1 - s, 1 - t) (the order `interleave_parities` needs).
-    It has no zero taps: the common 3x3 sub-pixel kernel (3x3 convolution + depth-to-space) is 5/9
-    zeros, so it does 2.25x the multiply-adds."""
-    k_in, k_out = kernel.shape[2], kernel.shape[3]
-    rows = PARITY_ROWS[::-1]
-    taps = kernel[rows[:, None, :, None], rows[None, :, None, :]]  # (s, t, ty, tx, Cin, Cout)
-    return taps.transpose(2, 3, 4, 0, 1, 5).reshape(2, 2, k_in, 4 * k_out)
-
-
-def _conv2x2_padded(x, kernel):
-    return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
-
-
-@jax.custom_vjp
-def conv2x2_padded(x, kernel):
-    """2x2 convolution of x padded by one pixel on every side: (N, H, W, C) -> (N, H+1, W+1, F).
-    Its kernel gradient is one matmul (`conv2x2_kernel_gradient`): XLA:CPU's own kernel-gradient
-    convolution for this window is up to 20x slower."""
-    return _conv2x2_padded(x, kernel)
-
-
-def _conv2x2_padded_fwd(x, kernel):
-    return _conv2x2_padded(x, kernel), (x, kernel)
-
-
-def _conv2x2_padded_bwd(residuals, dy):
-    x, kernel = residuals
-    dx = jax.vjp(lambda x: _conv2x2_padded(x, kernel), x)[1](dy)[0]
-    return dx, conv2x2_kernel_gradient(x, dy)
-
-
-def conv2x2_kernel_gradient(x, dy):
-    """d loss / d kernel of `conv2x2_padded` from its input x (N, H, W, C) and output gradient dy
-    (N, H+1, W+1, F): kernel tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]. One matmul
-    over every pixel, against whichever side is smaller to gather: the four shifted windows of
-    the padded input (4C channels) or of dy (4F channels)."""
-    _, height, width, c = x.shape
-    f = dy.shape[-1]
-    if (height + 1) * (width + 1) * c <= height * width * f:
-        patches = conv2x2_windows(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
-        gradient = patches.reshape(-1, 4 * c).T @ dy.reshape(-1, f)  # rows (tap, C)
-        return gradient.reshape(2, 2, c, f)
-    shifted = jnp.concatenate([dy[:, 1 - ty:1 - ty + height, 1 - tx:1 - tx + width] for ty, tx in TAPS_2X2], axis=-1)
-    gradient = x.reshape(-1, c).T @ shifted.reshape(-1, 4 * f)  # columns (tap, F)
-    return gradient.reshape(c, 2, 2, f).transpose(1, 2, 0, 3)
-
-
-conv2x2_padded.defvjp(_conv2x2_padded_fwd, _conv2x2_padded_bwd)
-
-
-def interleave_parities(y):
-    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
-    (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
-    (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
-    (backward: one pad and transpose, where slicing the four parities out needs four pads and adds)."""
-    n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
-    blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
-    return blocks[:, 1:-1, 1:-1]
-
-
-def kernel_4x4_and_bias(module, in_channels):
-    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
-    name and initialise theirs, so checkpoints and weights copied from them fit."""
-    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
-    return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
-
-
-class UpConv(nn.Module):
-    """Exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))`
-    (the same parameters, the same outputs), computed as one 2x2 convolution whose output groups
-    are the four output parities, interleaved afterwards. On XLA:CPU the transposed convolution's
-    gradient is several times slower than this (forward and backward of a decoder layer: ~2x faster
-    than a 3x3 sub-pixel convolution, itself ~3x faster than nn.ConvTranspose)."""
-    features: int
-    kernel_init: callable = nn.initializers.lecun_normal()
-
-    @nn.compact
-    def __call__(self, x):
-        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
-        n, height, width, _ = x.shape
-        y = conv2x2_padded(x, parity_kernel(kernel)).reshape(n, height + 1, width + 1, 2, 2, self.features)
-        return interleave_parities(y) + bias
-
-
 @jax.custom_vjp
 def conv2x2_matmul(x, kernel):
     """Valid 2x2 convolution (N, P, Q, C) -> (N, P-1, Q-1, F) as one matmul over the gathered windows,
@@ -152,30 +60,113 @@ def space_to_depth_kernel(kernel):
     return kernel.reshape(2, 2, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, f)
 
 
-# Up to this many input channels DownConv runs as space-to-depth + `conv2x2_matmul`: the image
-# layers (1 or 3 channels), where XLA:CPU's strided convolution reaches only ~15-30 GFLOP/s.
+def kernel_4x4_and_bias(module, in_channels):
+    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
+    name and initialise theirs, so checkpoints and weights copied from them fit."""
+    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
+    return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
+
+
+# Up to this many input channels `downconv` runs as space-to-depth + `conv2x2_matmul`: the image
+# layers (1 or 3 channels; for UpConv's backward, those producing an image), where XLA:CPU's strided
+# convolution reaches only ~15-30 GFLOP/s.
 DOWNCONV_MATMUL_MAX_CHANNELS = 4
+
+
+def downconv(x, kernel):
+    """The 4x4 stride-2 convolution with padding 1, (N, 2h, 2w, C) -> (N, h, w, F): on inputs with at
+    most DOWNCONV_MATMUL_MAX_CHANNELS channels (and even sides) as padding by one, space-to-depth (the
+    4x4 stride-2 windows become 2x2 windows of 2x2 blocks) and one matmul over the gathered windows
+    (`conv2x2_matmul`); wider inputs use XLA's convolution."""
+    even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
+    if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS and even:
+        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        return conv2x2_matmul(space_to_depth(padded), space_to_depth_kernel(kernel))
+    return conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
 
 
 class DownConv(nn.Module):
     """Exactly `nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))` (the same
-    parameters, the same outputs): halves an even-sized image. On inputs with at most
-    DOWNCONV_MATMUL_MAX_CHANNELS channels it is computed as: pad by one, space-to-depth (the 4x4
-    stride-2 windows become 2x2 windows of 2x2 blocks), one matmul over the gathered windows
-    (`conv2x2_matmul`); wider inputs use XLA's convolution."""
+    parameters, the same outputs), computed by `downconv`: halves an even-sized image."""
     features: int
     kernel_init: callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x):
         kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
-        even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
-        if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS and even:
-            padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-            y = conv2x2_matmul(space_to_depth(padded), space_to_depth_kernel(kernel))
-        else:
-            y = conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
-        return y + bias
+        return downconv(x, kernel) + bias
+
+
+# Parity formulation: output row 2m + a is a 2-tap correlation over input rows (m - 1 + a, m + a)
+# with kernel rows PARITY_ROWS[a]; with the input padded by one on each side, window position m + a
+# of one 2x2 convolution (4 * Cout channels, one group per parity) covers exactly those rows.
+PARITY_ROWS = np.array([[0, 2], [1, 3]])
+
+
+def parity_kernel(kernel):
+    """(4, 4, Cin, Cout) transposed-conv kernel -> (2, 2, Cin, 4*Cout): output group (s, t) is the
+    2x2 sub-kernel of output parity (a, b) = (1 - s, 1 - t) (the order `interleave_parities` needs).
+    It has no zero taps: the common 3x3 sub-pixel kernel (3x3 convolution + depth-to-space) is 5/9
+    zeros, so it does 2.25x the multiply-adds."""
+    k_in, k_out = kernel.shape[2], kernel.shape[3]
+    rows = PARITY_ROWS[::-1]
+    taps = kernel[rows[:, None, :, None], rows[None, :, None, :]]  # (s, t, ty, tx, Cin, Cout)
+    return taps.transpose(2, 3, 4, 0, 1, 5).reshape(2, 2, k_in, 4 * k_out)
+
+
+def interleave_parities(y):
+    """(N, H+1, W+1, 2, 2, C) parity-grouped 2x2 conv output -> (N, 2H, 2W, C). Output pixel
+    (2m + a, 2n + b) is group (1 - a, 1 - b) at window position (m + a, n + b), which is pixel
+    (2m + a + 1, 2n + b + 1) of the groups laid out as 2x2 blocks: one transpose and a one-pixel crop
+    (backward: one pad and transpose, where slicing the four parities out needs four pads and adds)."""
+    n, height, width, c = y.shape[0], y.shape[1] - 1, y.shape[2] - 1, y.shape[-1]
+    blocks = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * height + 2, 2 * width + 2, c)
+    return blocks[:, 1:-1, 1:-1]
+
+
+def flip_kernel(kernel):
+    """(4, 4, C, F) -> (4, 4, F, C), taps reversed: the stride-2 convolution with the flipped kernel is
+    the transpose (adjoint) of the transposed convolution with the kernel, and vice versa."""
+    return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+
+
+@jax.custom_vjp
+def upconv(x, kernel):
+    """The stride-2 4x4 transposed convolution (N, h, w, C) -> (N, 2h, 2w, F) of `UpConv`: forward as
+    one 2x2 convolution of x padded by one, whose 4F output channels are the four output parities
+    (`parity_kernel`), interleaved afterwards; backward through `downconv`, of which it is the transpose."""
+    n, height, width, _ = x.shape
+    y = conv_nhwc(x, parity_kernel(kernel), padding=((1, 1), (1, 1)))
+    return interleave_parities(y.reshape(n, height + 1, width + 1, 2, 2, kernel.shape[-1]))
+
+
+def _upconv_fwd(x, kernel):
+    return upconv(x, kernel), (x, kernel)
+
+
+def _upconv_bwd(residuals, dy):
+    # upconv(., kernel) is the transpose of downconv(., flip_kernel(kernel)): the input gradient is that
+    # convolution of dy, the kernel gradient its kernel gradient with cotangent x. On XLA:CPU this runs
+    # ~1.5x faster than the parity convolution's own gradients (README, speed section).
+    x, kernel = residuals
+    dx, kernel_vjp = jax.vjp(lambda k: downconv(dy, k), flip_kernel(kernel))
+    return dx, flip_kernel(kernel_vjp(x)[0])
+
+
+upconv.defvjp(_upconv_fwd, _upconv_bwd)
+
+
+class UpConv(nn.Module):
+    """Exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))`
+    (the same parameters, the same outputs), computed by `upconv`: doubles the image. On XLA:CPU
+    nn.ConvTranspose's forward and backward are several times slower (README, speed section)."""
+    features: int
+    kernel_init: callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
+        return upconv(x, kernel) + bias
 
 
 # pi / 2 split into three float32 parts (Cody-Waite): q * part is exact for the first two, so the
