@@ -9,7 +9,7 @@ from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
 from jaxgen.models.classifiers import DigitCNN
 from jaxgen.models import diffusion
 from jaxgen.models.diffusion import DenoisingMLP
-from jaxgen.models.layers import DownConv, UpConv, sin_cos
+from jaxgen.models.layers import Conv3x3, DownConv, UpConv, sin_cos
 
 
 def n_params(params):
@@ -60,6 +60,13 @@ def test_downconv_equals_strided_convolution(c_in, c_out, size):
     convolution for (32, 8, 6) and the odd size 7) equal nn.Conv(4x4, stride 2, padding 1)."""
     reference = nn.Conv(c_out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
     _compare_layers(reference, DownConv(c_out), c_in, size, (size // 2, size // 2, c_out))
+
+
+@pytest.mark.parametrize("c_in, c_out, size", [(16, 4, 5), (4, 16, 6)])
+def test_conv3x3_equals_flax_conv(c_in, c_out, size):
+    """Both kernel gradients of Conv3x3 (the hand-written one of a narrowing layer, (16, 4, 5); XLA's
+    for a widening one, (4, 16, 6)) and its outputs equal nn.Conv(3x3)'s."""
+    _compare_layers(nn.Conv(c_out, (3, 3)), Conv3x3(c_out), c_in, size, (size, size, c_out))
 
 
 def _compare_layers(reference, fast, c_in, size, out_shape):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.models.layers import DownConv, UpConv
+from jaxgen.models.layers import Conv3x3, DownConv, UpConv
 
 
 def reparameterize(rng, mean, logvar):
@@ -189,7 +189,7 @@ class SpatialEncoder(nn.Module):
             x = nn.relu(DownConv(width, name=f"conv{i + 1}")(x))
             if i == 0 and feature_mask is not None:
                 x = x * feature_mask
-        code = nn.Conv(self.code_channels, (3, 3), name="to_code")(x)
+        code = Conv3x3(self.code_channels, name="to_code")(x)
         return code.reshape(code.shape[0], -1)
 
 
@@ -203,7 +203,7 @@ class SpatialDecoder(nn.Module):
     def __call__(self, code):
         height, width = code_map_size(self.image_shape, self.channels)
         h = code.reshape(code.shape[0], height, width, -1)
-        h = nn.relu(nn.Conv(self.channels[-1], (3, 3), name="from_code")(h))
+        h = nn.relu(Conv3x3(self.channels[-1], name="from_code")(h))
         for i, width_out in enumerate(reversed(self.channels[:-1])):
             h = nn.relu(UpConv(width_out, name=f"upconv{i + 1}")(h))
         return UpConv(self.image_shape[-1], name=f"upconv{len(self.channels)}")(h)

@@ -169,6 +169,59 @@ class UpConv(nn.Module):
         return upconv(x, kernel) + bias
 
 
+TAPS_3X3 = tuple((ty, tx) for ty in range(3) for tx in range(3))  # the row-major order of a (3, 3, C, F) kernel's taps
+
+
+def _conv3x3_same(x, kernel):
+    return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
+
+
+@jax.custom_vjp
+def narrowing_conv3x3(x, kernel):
+    """`conv3x3` for kernels with fewer output than input channels (a code layer): its kernel gradient
+    is one matmul of x against the output gradient's nine shifted windows (9F channels), ~2x faster on
+    XLA:CPU than XLA's kernel-gradient convolution with few output channels (64 -> 8 channels at 8x8,
+    batch 128: 3.7-4.2 -> 1.6-2.0 ms). Widening layers keep XLA's, which is faster there."""
+    return _conv3x3_same(x, kernel)
+
+
+def _narrowing_conv3x3_fwd(x, kernel):
+    return _conv3x3_same(x, kernel), (x, kernel)
+
+
+def _narrowing_conv3x3_bwd(residuals, dy):
+    x, kernel = residuals
+    dx = jax.vjp(lambda x: _conv3x3_same(x, kernel), x)[1](dy)[0]
+    # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx], i.e. with dy padded by one at [i + 2 - ty, j + 2 - tx].
+    _, height, width, c = x.shape
+    padded = jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    shifted = jnp.concatenate([padded[:, 2 - ty:2 - ty + height, 2 - tx:2 - tx + width] for ty, tx in TAPS_3X3], axis=-1)
+    gradient = x.reshape(-1, c).T @ shifted.reshape(-1, shifted.shape[-1])  # columns (tap, F)
+    return dx, gradient.reshape(c, 3, 3, -1).transpose(1, 2, 0, 3)
+
+
+narrowing_conv3x3.defvjp(_narrowing_conv3x3_fwd, _narrowing_conv3x3_bwd)
+
+
+def conv3x3(x, kernel):
+    """3x3 convolution with padding 1, (N, H, W, C) -> (N, H, W, F), in its fastest form on XLA:CPU."""
+    if kernel.shape[-1] < kernel.shape[-2]:
+        return narrowing_conv3x3(x, kernel)
+    return _conv3x3_same(x, kernel)
+
+
+class Conv3x3(nn.Module):
+    """Exactly `nn.Conv(features, (3, 3))` (padding SAME, stride 1; the same parameters, the same
+    outputs), computed by `conv3x3`."""
+    features: int
+    kernel_init: callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
+        return conv3x3(x, kernel) + self.param("bias", nn.initializers.zeros, (self.features,))
+
+
 # pi / 2 split into three float32 parts (Cody-Waite): q * part is exact for the first two, so the
 # reduced angle keeps float32 accuracy for |theta| up to ~1e4.
 HALF_PI_PARTS = (1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8)
