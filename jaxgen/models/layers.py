@@ -38,7 +38,7 @@ def _conv2x2_matmul_fwd(x, kernel):
 
 def _conv2x2_matmul_bwd(residuals, dy):
     x, windows, kernel = residuals
-    dx = jax.vjp(lambda x: conv_nhwc(x, kernel), x)[1](dy)[0]  # pruned by jit when x is the data
+    dx = jax.vjp(lambda x: conv_nhwc(x, kernel), x)[1](dy)[0]  # pruned by jit when unused (x is the data)
     dkernel = windows.reshape(-1, windows.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
     return dx, dkernel.reshape(kernel.shape)
 
@@ -60,10 +60,11 @@ def space_to_depth_kernel(kernel):
     return kernel.reshape(2, 2, 2, 2, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * c, f)
 
 
-def kernel_4x4_and_bias(module, in_channels):
-    """The parameters of DownConv and UpConv, named and initialised as flax's Conv / ConvTranspose
-    name and initialise theirs, so checkpoints and weights copied from them fit."""
-    kernel = module.param("kernel", module.kernel_init, (4, 4, in_channels, module.features))
+def kernel_and_bias(module, window, in_channels):
+    """The parameters of DownConv, UpConv and Conv3x3 (a `window` x `window` kernel), named and
+    initialised as flax's Conv / ConvTranspose name and initialise theirs, so checkpoints and weights
+    copied from them fit."""
+    kernel = module.param("kernel", module.kernel_init, (window, window, in_channels, module.features))
     return kernel, module.param("bias", nn.initializers.zeros, (module.features,))
 
 
@@ -93,7 +94,7 @@ class DownConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
+        kernel, bias = kernel_and_bias(self, 4, x.shape[-1])
         return downconv(x, kernel) + bias
 
 
@@ -165,7 +166,7 @@ class UpConv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel, bias = kernel_4x4_and_bias(self, x.shape[-1])
+        kernel, bias = kernel_and_bias(self, 4, x.shape[-1])
         return upconv(x, kernel) + bias
 
 
@@ -218,8 +219,8 @@ class Conv3x3(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
-        return conv3x3(x, kernel) + self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel, bias = kernel_and_bias(self, 3, x.shape[-1])
+        return conv3x3(x, kernel) + bias
 
 
 # pi / 2 split into three float32 parts (Cody-Waite): q * part is exact for the first two, so the
