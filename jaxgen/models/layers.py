@@ -170,7 +170,7 @@ class UpConv(nn.Module):
         return upconv(x, kernel) + bias
 
 
-TAPS_3X3 = tuple((ty, tx) for ty in range(3) for tx in range(3))  # the row-major order of a (3, 3, C, F) kernel's taps
+TAPS_3X3 = tuple((ty, tx) for ty in range(3) for tx in range(3))  # row-major, as a (3, 3, C, F) kernel's
 
 
 def _conv3x3_same(x, kernel):
@@ -193,7 +193,7 @@ def _narrowing_conv3x3_fwd(x, kernel):
 def _narrowing_conv3x3_bwd(residuals, dy):
     x, kernel = residuals
     dx = jax.vjp(lambda x: _conv3x3_same(x, kernel), x)[1](dy)[0]
-    # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx], i.e. with dy padded by one at [i + 2 - ty, j + 2 - tx].
+    # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: dy padded by one at [i + 2 - ty, j + 2 - tx].
     _, height, width, c = x.shape
     padded = jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0)))
     shifted = jnp.concatenate([padded[:, 2 - ty:2 - ty + height, 2 - tx:2 - tx + width] for ty, tx in TAPS_3X3], axis=-1)
