@@ -10,14 +10,11 @@ def conv_nhwc(x, kernel, strides=(1, 1), padding="VALID"):
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-TAPS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))  # the row-major order of a (2, 2, C, F) kernel's taps
-
-
-def conv2x2_windows(x):
-    """(N, P, Q, C) -> (N, P-1, Q-1, 4C): the four 2x2-window taps of every position side by side,
-    in the order of kernel.reshape(4C, F), so a valid 2x2 convolution is one matmul."""
-    rows, cols = x.shape[1] - 1, x.shape[2] - 1
-    return jnp.concatenate([x[:, ty:ty + rows, tx:tx + cols] for ty, tx in TAPS_2X2], axis=-1)
+def conv_windows(x, size):
+    """(N, P, Q, C) -> (N, P-size+1, Q-size+1, size*size*C): the taps of every size x size window side
+    by side, in the order of kernel.reshape(size*size*C, F), so a valid convolution is one matmul."""
+    rows, cols = x.shape[1] - size + 1, x.shape[2] - size + 1
+    return jnp.concatenate([x[:, ty:ty + rows, tx:tx + cols] for ty in range(size) for tx in range(size)], axis=-1)
 
 
 @jax.custom_vjp
@@ -30,7 +27,7 @@ def conv2x2_matmul(x, kernel):
 
 
 def _conv2x2_matmul_fwd(x, kernel):
-    windows = conv2x2_windows(x)
+    windows = conv_windows(x, 2)
     y = (windows.reshape(-1, windows.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])).reshape(
         windows.shape[:3] + kernel.shape[-1:])
     return y, (x, windows, kernel)
@@ -170,9 +167,6 @@ class UpConv(nn.Module):
         return upconv(x, kernel) + bias
 
 
-TAPS_3X3 = tuple((ty, tx) for ty in range(3) for tx in range(3))  # row-major, as a (3, 3, C, F) kernel's
-
-
 def _conv3x3_same(x, kernel):
     return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
 
@@ -193,12 +187,12 @@ def _narrowing_conv3x3_fwd(x, kernel):
 def _narrowing_conv3x3_bwd(residuals, dy):
     x, kernel = residuals
     dx = jax.vjp(lambda x: _conv3x3_same(x, kernel), x)[1](dy)[0]
-    # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: dy padded by one at [i + 2 - ty, j + 2 - tx].
-    _, height, width, c = x.shape
-    padded = jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    shifted = jnp.concatenate([padded[:, 2 - ty:2 - ty + height, 2 - tx:2 - tx + width] for ty, tx in TAPS_3X3], axis=-1)
-    gradient = x.reshape(-1, c).T @ shifted.reshape(-1, shifted.shape[-1])  # columns (tap, F)
-    return dx, gradient.reshape(c, 3, 3, -1).transpose(1, 2, 0, 3)
+    # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: tap (2 - ty, 2 - tx) of the 3x3 window
+    # at (i, j) of dy padded by one, so the gradient comes out with its taps reversed.
+    c = x.shape[-1]
+    windows = conv_windows(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), 3)
+    gradient = x.reshape(-1, c).T @ windows.reshape(-1, windows.shape[-1])  # columns (2 - ty, 2 - tx, F)
+    return dx, gradient.reshape(c, 3, 3, -1)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
 
 
 narrowing_conv3x3.defvjp(_narrowing_conv3x3_fwd, _narrowing_conv3x3_bwd)
