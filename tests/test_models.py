@@ -54,18 +54,20 @@ def test_upconv_equals_transposed_convolution(c_in, c_out, size):
     _compare_layers(reference, UpConv(c_out), c_in, size, (2 * size, 2 * size, c_out))
 
 
-@pytest.mark.parametrize("c_in, c_out, size", [(3, 32, 8), (1, 4, 6), (4, 3, 4), (32, 8, 6), (3, 5, 7)])
+@pytest.mark.parametrize("c_in, c_out, size", [(3, 32, 8), (1, 4, 6), (4, 3, 4), (32, 8, 6), (16, 8, 10), (3, 5, 7)])
 def test_downconv_equals_strided_convolution(c_in, c_out, size):
     """Both ways of DownConv (space-to-depth + matmul for <= 4 channels and even sizes; XLA's
-    convolution for (32, 8, 6) and the odd size 7) equal nn.Conv(4x4, stride 2, padding 1)."""
+    convolution for (32, 8, 6), (16, 8, 10) and the odd size 7), and its input gradient through
+    UpConv (even sizes, also with an odd output: 10 -> 5), equal nn.Conv(4x4, stride 2, padding 1)."""
     reference = nn.Conv(c_out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
     _compare_layers(reference, DownConv(c_out), c_in, size, (size // 2, size // 2, c_out))
 
 
 @pytest.mark.parametrize("c_in, c_out, size", [(16, 4, 5), (4, 16, 6)])
 def test_conv3x3_equals_flax_conv(c_in, c_out, size):
-    """Both kernel gradients of Conv3x3 (the hand-written one of a narrowing layer, (16, 4, 5); XLA's
-    for a widening one, (4, 16, 6)) and its outputs equal nn.Conv(3x3)'s."""
+    """Both forms of Conv3x3 (matmul and shifted tap sums when narrowing, (16, 4, 5) forward and
+    (4, 16, 6)'s input gradient; XLA's convolution when widening) and both kernel gradients (the
+    hand-written one of a narrowing layer; XLA's for a widening one) equal nn.Conv(3x3)'s."""
     _compare_layers(nn.Conv(c_out, (3, 3)), Conv3x3(c_out), c_in, size, (size, size, c_out))
 
 

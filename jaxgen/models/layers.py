@@ -71,16 +71,45 @@ def kernel_and_bias(module, window, in_channels):
 DOWNCONV_MATMUL_MAX_CHANNELS = 4
 
 
+def strided_conv4x4(x, kernel):
+    """XLA's 4x4 stride-2 convolution with padding 1."""
+    return conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
+
+
 def downconv(x, kernel):
-    """The 4x4 stride-2 convolution with padding 1, (N, 2h, 2w, C) -> (N, h, w, F): on inputs with at
-    most DOWNCONV_MATMUL_MAX_CHANNELS channels (and even sides) as padding by one, space-to-depth (the
-    4x4 stride-2 windows become 2x2 windows of 2x2 blocks) and one matmul over the gathered windows
-    (`conv2x2_matmul`); wider inputs use XLA's convolution."""
-    even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
-    if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS and even:
+    """The 4x4 stride-2 convolution with padding 1, (N, 2h, 2w, C) -> (N, h, w, F) (odd sides: XLA's
+    convolution and its own gradients). Forward: for inputs with at most DOWNCONV_MATMUL_MAX_CHANNELS
+    channels as padding by one, space-to-depth (the 4x4 stride-2 windows become 2x2 windows of 2x2
+    blocks) and one matmul over the gathered windows (`conv2x2_matmul`); wider inputs use XLA's
+    convolution. Backward: the input gradient through `upconv`, its transpose."""
+    if x.shape[1] % 2 or x.shape[2] % 2:
+        return strided_conv4x4(x, kernel)
+    return even_downconv(x, kernel)
+
+
+def _even_downconv_forward(x, kernel):
+    if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS:
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         return conv2x2_matmul(space_to_depth(padded), space_to_depth_kernel(kernel))
-    return conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
+    return strided_conv4x4(x, kernel)
+
+
+even_downconv = jax.custom_vjp(_even_downconv_forward)
+
+
+def _even_downconv_fwd(x, kernel):
+    return _even_downconv_forward(x, kernel), (x, kernel)
+
+
+def _even_downconv_bwd(residuals, dy):
+    # The input gradient is the transposed convolution of dy with the flipped kernel: `upconv`'s parity
+    # form runs it ~1.6x faster on XLA:CPU than XLA's own input gradient (README, speed section).
+    x, kernel = residuals
+    dkernel = jax.vjp(lambda k: _even_downconv_forward(x, k), kernel)[1](dy)[0]
+    return upconv(dy, flip_kernel(kernel)), dkernel
+
+
+even_downconv.defvjp(_even_downconv_fwd, _even_downconv_bwd)
 
 
 class DownConv(nn.Module):
@@ -123,8 +152,9 @@ def interleave_parities(y):
 
 
 def flip_kernel(kernel):
-    """(4, 4, C, F) -> (4, 4, F, C), taps reversed: the stride-2 convolution with the flipped kernel is
-    the transpose (adjoint) of the transposed convolution with the kernel, and vice versa."""
+    """(k, k, C, F) -> (k, k, F, C), taps reversed: the stride-2 convolution with the flipped kernel is
+    the transpose (adjoint) of the transposed convolution with the kernel, and vice versa; a stride-1
+    convolution's transpose is the convolution with its flipped kernel."""
     return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
@@ -167,42 +197,63 @@ class UpConv(nn.Module):
         return upconv(x, kernel) + bias
 
 
-def _conv3x3_same(x, kernel):
+def shifted_tap_sum(z):
+    """(N, H, W, 3, 3, F) -> (N, H, W, F): y[i, j] = sum over taps (ty, tx) of z[i + ty - 1, j + tx - 1,
+    ty, tx], zero outside the image. With z = x @ (every tap's kernel side by side) this is the 3x3
+    convolution with padding 1, its taps summed as shifted slices of the matmul's output (small fused
+    loops) instead of gathered as shifted windows of its input."""
+    height, width = z.shape[1], z.shape[2]
+    y = z[:, :, :, 1, 1]
+    for ty in range(3):
+        for tx in range(3):
+            if (ty, tx) != (1, 1):
+                sy, sx = ty - 1, tx - 1  # y[i, j] takes z[i + sy, j + sx]: a slice, padded back to size
+                part = z[:, max(sy, 0):height + min(sy, 0), max(sx, 0):width + min(sx, 0), ty, tx]
+                y = y + jnp.pad(part, ((0, 0), (max(-sy, 0), max(sy, 0)), (max(-sx, 0), max(sx, 0)), (0, 0)))
+    return y
+
+
+def conv3x3_forward(x, kernel):
+    """3x3 convolution with padding 1, (N, H, W, C) -> (N, H, W, F), in its faster form on XLA:CPU: when
+    it narrows (F < C: a code layer, or a widening layer's input gradient) one matmul over the pixels
+    and `shifted_tap_sum` (64 -> 8 channels at 8x8, batch 128: 2.1-2.35 -> 0.9-1.1 ms), else XLA's
+    convolution, which is faster there."""
+    n, height, width, c = x.shape
+    f = kernel.shape[-1]
+    if f < c:
+        z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, 9 * f)
+        return shifted_tap_sum(z.reshape(n, height, width, 3, 3, f))
     return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
 
 
 @jax.custom_vjp
-def narrowing_conv3x3(x, kernel):
-    """`conv3x3` for kernels with fewer output than input channels (a code layer): its kernel gradient
-    is one matmul of x against the output gradient's nine shifted windows (9F channels), ~2x faster on
-    XLA:CPU than XLA's kernel-gradient convolution with few output channels (64 -> 8 channels at 8x8,
-    batch 128: 3.7-4.2 -> 1.6-2.0 ms). Widening layers keep XLA's, which is faster there."""
-    return _conv3x3_same(x, kernel)
+def conv3x3(x, kernel):
+    """`conv3x3_forward` with hand-written gradients: the input gradient is the 3x3 convolution of the
+    output gradient with the flipped kernel (so a widening layer's takes the narrowing form); a
+    narrowing layer's kernel gradient is one matmul of x against the output gradient's nine shifted
+    windows (9F channels), ~2x faster on XLA:CPU than XLA's kernel-gradient convolution with few output
+    channels (64 -> 8 channels at 8x8, batch 128: 3.7-4.2 -> 1.6-2.0 ms); a widening layer keeps XLA's."""
+    return conv3x3_forward(x, kernel)
 
 
-def _narrowing_conv3x3_fwd(x, kernel):
-    return _conv3x3_same(x, kernel), (x, kernel)
+def _conv3x3_fwd(x, kernel):
+    return conv3x3_forward(x, kernel), (x, kernel)
 
 
-def _narrowing_conv3x3_bwd(residuals, dy):
+def _conv3x3_bwd(residuals, dy):
     x, kernel = residuals
-    dx = jax.vjp(lambda x: _conv3x3_same(x, kernel), x)[1](dy)[0]
+    dx = conv3x3_forward(dy, flip_kernel(kernel))
+    c, f = kernel.shape[-2:]
+    if f >= c:
+        return dx, jax.vjp(lambda k: conv_nhwc(x, k, padding=((1, 1), (1, 1))), kernel)[1](dy)[0]
     # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: tap (2 - ty, 2 - tx) of the 3x3 window
     # at (i, j) of dy padded by one, so the gradient comes out with its taps reversed.
-    c = x.shape[-1]
     windows = conv_windows(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), 3)
     gradient = x.reshape(-1, c).T @ windows.reshape(-1, windows.shape[-1])  # columns (2 - ty, 2 - tx, F)
     return dx, gradient.reshape(c, 3, 3, -1)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
 
 
-narrowing_conv3x3.defvjp(_narrowing_conv3x3_fwd, _narrowing_conv3x3_bwd)
-
-
-def conv3x3(x, kernel):
-    """3x3 convolution with padding 1, (N, H, W, C) -> (N, H, W, F), in its fastest form on XLA:CPU."""
-    if kernel.shape[-1] < kernel.shape[-2]:
-        return narrowing_conv3x3(x, kernel)
-    return _conv3x3_same(x, kernel)
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 class Conv3x3(nn.Module):
