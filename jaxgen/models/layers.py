@@ -84,7 +84,7 @@ def downconv(x, kernel):
     convolution. Backward: the input gradient through `upconv`, its transpose."""
     if x.shape[1] % 2 or x.shape[2] % 2:
         return strided_conv4x4(x, kernel)
-    return even_downconv(x, kernel)
+    return _even_downconv(x, kernel)
 
 
 def _even_downconv_forward(x, kernel):
@@ -94,7 +94,7 @@ def _even_downconv_forward(x, kernel):
     return strided_conv4x4(x, kernel)
 
 
-even_downconv = jax.custom_vjp(_even_downconv_forward)
+_even_downconv = jax.custom_vjp(_even_downconv_forward)
 
 
 def _even_downconv_fwd(x, kernel):
@@ -109,7 +109,7 @@ def _even_downconv_bwd(residuals, dy):
     return upconv(dy, flip_kernel(kernel)), dkernel
 
 
-even_downconv.defvjp(_even_downconv_fwd, _even_downconv_bwd)
+_even_downconv.defvjp(_even_downconv_fwd, _even_downconv_bwd)
 
 
 class DownConv(nn.Module):
