@@ -245,7 +245,7 @@ def _conv3x3_bwd(residuals, dy):
     dx = conv3x3_forward(dy, flip_kernel(kernel))
     c, f = kernel.shape[-2:]
     if f >= c:
-        return dx, jax.vjp(lambda k: conv_nhwc(x, k, padding=((1, 1), (1, 1))), kernel)[1](dy)[0]
+        return dx, jax.vjp(lambda k: conv3x3_forward(x, k), kernel)[1](dy)[0]  # XLA's convolution's
     # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: tap (2 - ty, 2 - tx) of the 3x3 window
     # at (i, j) of dy padded by one, so the gradient comes out with its taps reversed.
     windows = conv_windows(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), 3)
