@@ -35,7 +35,9 @@ def _conv2x2_matmul_fwd(x, kernel):
 
 def _conv2x2_matmul_bwd(residuals, dy):
     x, windows, kernel = residuals
-    dx = jax.vjp(lambda x: conv_nhwc(x, kernel), x)[1](dy)[0]  # pruned by jit when unused (x is the data)
+    # `downconv` takes only the kernel gradient from here (its input gradient runs through `upconv`), so jit
+    # prunes this one there; it keeps conv2x2_matmul differentiable in x on its own.
+    dx = jax.vjp(lambda x: conv_nhwc(x, kernel), x)[1](dy)[0]
     dkernel = windows.reshape(-1, windows.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
     return dx, dkernel.reshape(kernel.shape)
 
