@@ -305,7 +305,7 @@ def mnist_vae_epoch(budget: Budget, step_rate: float | None = None) -> dict:
 
 def cpu_model() -> str:
     """The processor's name (Linux: /proc/cpuinfo's "model name"): the same core count on another CPU
-    can move the ratios by up to a half (README, speed section), so every result records which CPU ran it."""
+    can move the ratios by up to a half (benchmarks/NOTES.md), so every result records which CPU ran it."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:

@@ -17,7 +17,7 @@ THREAD_POOL_ENV = ("PJRT_NPROC", "NPROC")
 def prefer_xla_convolutions() -> None:
     """XLA:CPU hands matmuls, reductions and convolutions to YNNPACK by default; its convolutions are
     the slow part of our conv models' steps. With XLA's own (Eigen) convolutions a 4x4 stride-2 conv
-    layer's forward + backward runs ~1.7x faster (README, speed section); matmuls and reductions stay
+    layer's forward + backward runs ~1.5x faster (benchmarks/NOTES.md); matmuls and reductions stay
     on YNNPACK. GPU and TPU compilers ignore the flag."""
     flags = os.environ.get("XLA_FLAGS", "")
     if YNN_FUSIONS_FLAG not in flags:
@@ -45,7 +45,7 @@ def run_each_computation_on_one_thread() -> bool:
     thread pool (PJRT_NPROC=0), so one worker thread runs each computation's operations one after
     another. With a pool of one thread per core XLA spreads those operations over the cores, and the
     hand-offs cost more than the second core gives: the dino training run is ~1.3x faster without them
-    (README, speed section), with bit-for-bit the same losses. Process-wide, so not for programs with big
+    (benchmarks/NOTES.md), with bit-for-bit the same losses. Process-wide, so not for programs with big
     convolutions or matmuls (the conv steps run ~2x slower on one thread); call it first thing in the
     program. Not applied when the user set PJRT_NPROC or NPROC; returns whether it applied."""
     if any(name in os.environ for name in THREAD_POOL_ENV):

@@ -105,7 +105,7 @@ def _even_downconv_fwd(x, kernel):
 
 def _even_downconv_bwd(residuals, dy):
     # The input gradient is the transposed convolution of dy with the flipped kernel: `upconv`'s parity
-    # form runs it ~1.6x faster on XLA:CPU than XLA's own input gradient (README, speed section).
+    # form runs it ~1.6x faster on XLA:CPU than XLA's own input gradient (benchmarks/NOTES.md).
     x, kernel = residuals
     dkernel = jax.vjp(lambda k: _even_downconv_forward(x, k), kernel)[1](dy)[0]
     return upconv(dy, flip_kernel(kernel)), dkernel
@@ -177,7 +177,7 @@ def _upconv_fwd(x, kernel):
 def _upconv_bwd(residuals, dy):
     # upconv(., kernel) is the transpose of downconv(., flip_kernel(kernel)): the input gradient is that
     # convolution of dy, the kernel gradient its kernel gradient with cotangent x. On XLA:CPU this runs
-    # ~1.5x faster than the parity convolution's own gradients (README, speed section).
+    # ~1.5x faster than the parity convolution's own gradients (benchmarks/NOTES.md).
     x, kernel = residuals
     dx, kernel_vjp = jax.vjp(lambda k: downconv(dy, k), flip_kernel(kernel))
     return dx, flip_kernel(kernel_vjp(x)[0])
@@ -189,7 +189,7 @@ upconv.defvjp(_upconv_fwd, _upconv_bwd)
 class UpConv(nn.Module):
     """Exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))`
     (the same parameters, the same outputs), computed by `upconv`: doubles the image. On XLA:CPU
-    nn.ConvTranspose's forward and backward are several times slower (README, speed section)."""
+    nn.ConvTranspose's forward and backward are several times slower (benchmarks/NOTES.md)."""
     features: int
     kernel_init: callable = nn.initializers.lecun_normal()
 
@@ -298,7 +298,7 @@ class FeatureMajorDense(nn.Module):
     usual (N, in) layout a weight gradient contracts the leading (batch) axis of both operands, which
     XLA:CPU cannot hand to YNNPACK and runs 2-3x slower in its own dot emitter; feature-major, the
     backward matmuls go to YNNPACK. (The forward one contracts the kernel's leading axis and stays in
-    XLA's emitter; handing it to YNNPACK as well measured no faster, README speed section.)"""
+    XLA's emitter; handing it to YNNPACK as well measured no faster, benchmarks/NOTES.md.)"""
     features: int
 
     @nn.compact
