@@ -6,7 +6,9 @@ import jax
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-CACHE = REPO / ".pytest_cache" / "jax"
+# One cache per pytest-xdist worker: JAX writes cache entries without a lock, so a worker could read
+# another's half-written entry.
+CACHE = REPO / ".pytest_cache" / "jax" / os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 if "JAXGEN_DATA_DIR" not in os.environ and SHARED_DATA.exists():
     os.environ["JAXGEN_DATA_DIR"] = str(SHARED_DATA)
