@@ -4,7 +4,8 @@ Each workload runs its jaxgen version and an equivalent PyTorch model (same laye
 size and optimizer) in one process (this one, or for the dino run one set up as its study's), the two
 taking turns for a few rounds; the table gives both rates and their ratio (jaxgen / PyTorch, higher is
 better) with the range of the rounds' ratios, and benchmarks/results.json (results_gpu.json on a GPU)
-keeps them with the machine they ran on.
+keeps them with the machine they ran on and the share of its CPU that went elsewhere meanwhile
+(benchmarks/contention.py; the table warns when it is noticeable).
 Ratios are comparable across machines; absolute rates only on the same one.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import stylegan, workloads
+from benchmarks import contention, stylegan, workloads
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "scaling")
@@ -59,6 +60,7 @@ def run(names, budget, quick: bool) -> list[dict]:
     rows, step_rate = [], None
     for name in names:
         print(f"running {name} ...", flush=True)
+        before = contention.now()
         if name == "mnist_conv_vae_step":
             row = workloads.mnist_vae_step(budget)
             step_rate = row["jaxgen"]
@@ -74,9 +76,13 @@ def run(names, budget, quick: bool) -> list[dict]:
             row = stylegan.stylegan_inversion(stylegan.QUICK if quick else stylegan.FULL)
         else:
             row = scaling(quick)
+        conditions = contention.shares(before, contention.now(), os.cpu_count())
         for produced in row if isinstance(row, list) else [row]:  # stylegan2_step gives one row per size
+            produced.update(conditions)
             rows.append(produced)
             print(format_row(produced), flush=True)
+            if note := contention.warning(produced):
+                print(note, flush=True)
     return rows
 
 

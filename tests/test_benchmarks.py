@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks import run, stylegan, torch_models, workloads  # noqa: E402
+from benchmarks import contention, run, stylegan, torch_models, workloads  # noqa: E402
 from jaxgen import cpu  # noqa: E402
 
 
@@ -73,6 +73,22 @@ def test_alternate_takes_turns_and_counts_units(monkeypatch):
     assert rates["pytorch"] == pytest.approx(6 / 2.0)  # 6 calls in 1 + 1 s
 
 
+def test_contention_shares_separate_the_benchmark_from_other_processes_and_the_host():
+    stat = "cpu  1000 100 300 5000 40 20 30 200 0 0\ncpu0 500 50 150 2500 20 10 15 100 0 0\n"
+    assert contention.busy_and_steal_seconds(stat, 100) == (14.5, 2.0)  # user+nice+system+irq+softirq; steal
+    with pytest.raises(ValueError, match="all-cores"):
+        contention.busy_and_steal_seconds("intr 5 6\n", 100)
+    # 10 s on 2 cores: 14 s busy, of which 9 s the benchmark's own, and 1 s stolen by the host.
+    before = contention.CpuClock(wall=100.0, busy=50.0, steal=3.0, own=2.0)
+    after = contention.CpuClock(wall=110.0, busy=64.0, steal=4.0, own=11.0)
+    assert contention.shares(before, after, cores=2) == {"cpu_steal_share": 0.05, "cpu_busy_elsewhere_share": 0.25}
+    assert contention.shares(None, after, cores=2) == {}
+    quiet = {"workload": "w", "cpu_steal_share": 0.01, "cpu_busy_elsewhere_share": 0.05}
+    assert contention.warning(quiet) is None
+    busy = contention.warning({**quiet, "cpu_busy_elsewhere_share": 0.25})
+    assert "other processes 25%" in busy and "hypervisor" not in busy
+
+
 def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
     for name in cpu.THREAD_POOL_ENV:
         monkeypatch.delenv(name, raising=False)
@@ -86,6 +102,8 @@ def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
     scaling = rows.pop("scaling")
     assert scaling["one_device"] > 0 and scaling["eight_devices"] > 0
     assert scaling["loss_curve_max_relative_gap"] < 1e-4  # 1 and 8 devices train the same model
+    for row in [scaling, *rows.values()]:  # what else used the CPU meanwhile, read from /proc/stat
+        assert 0 <= row["cpu_steal_share"] <= 1 and 0 <= row["cpu_busy_elsewhere_share"] <= 1
     for row in rows.values():
         assert row["jaxgen"] > 0 and row["pytorch"] > 0
         assert row["ratio"] == pytest.approx(row["jaxgen"] / row["pytorch"])
