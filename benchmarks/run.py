@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -57,26 +58,26 @@ def scaling(quick: bool) -> dict:
 
 
 def run(names, budget, quick: bool) -> list[dict]:
-    rows, step_rate = [], None
+    rows = []
     for name in names:
         print(f"running {name} ...", flush=True)
-        before = contention.now()
+        started, before = time.perf_counter(), contention.now()
         if name == "mnist_conv_vae_step":
             row = workloads.mnist_vae_step(budget)
-            step_rate = row["jaxgen"]
         elif name == "cifar_conv_ae_step":
             row = workloads.cifar_ae_step(budget)
         elif name == "dino_ddpm_run":
             row = run_module("benchmarks.dino", ["--quick"] if quick else [])  # as the study runs: its own process
         elif name == "mnist_conv_vae_epoch":
-            row = workloads.mnist_vae_epoch(budget, step_rate)
+            row = workloads.mnist_vae_epoch(budget)
         elif name == "stylegan2_step":
             row = stylegan.stylegan2_step(stylegan.QUICK if quick else stylegan.FULL)
         elif name == "stylegan_inversion":
             row = stylegan.stylegan_inversion(stylegan.QUICK if quick else stylegan.FULL)
         else:
             row = scaling(quick)
-        conditions = contention.shares(before, contention.now(), os.cpu_count())
+        conditions = {"wall_seconds": round(time.perf_counter() - started, 1),  # compilation and warm-up included
+                      **contention.shares(before, contention.now(), os.cpu_count())}
         for produced in row if isinstance(row, list) else [row]:  # stylegan2_step gives one row per size
             produced.update(conditions)
             rows.append(produced)

@@ -3,6 +3,7 @@ turns (`alternate`), and returns a row {workload, unit, jaxgen, pytorch, ratio, 
 Warm-up (and jaxgen's compilation, reported as compile_seconds) is excluded from the rates."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import tempfile
@@ -92,7 +93,8 @@ def jaxgen_step_call(params, objective, images: np.ndarray) -> dict:
     call()  # compiles
     compile_seconds = time.perf_counter() - started
     call()  # warm-up
-    return {"call": call, "steps": steps, "compile_seconds": compile_seconds}
+    return {"call": call, "steps": steps, "compile_seconds": compile_seconds, "images": images,
+            "parameters": jax_parameter_count(params)}
 
 
 def torch_device() -> torch.device:
@@ -138,44 +140,59 @@ def synthetic_images(n: int, shape, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((n,) + tuple(shape)) * 255).astype(np.uint8)
 
 
-def step_workload(name, jax_model, jax_params, objective, torch_model, torch_loss, image_shape, budget) -> dict:
-    counts = {"jaxgen": jax_parameter_count(jax_params), "pytorch": torch_models.parameter_count(torch_model)}
+def step_workload(name, jaxgen: dict, torch_model, torch_loss, budget) -> dict:
+    """Alternate a compiled jaxgen step call (`jaxgen_step_call`) with its PyTorch twin's step."""
+    counts = {"jaxgen": jaxgen["parameters"], "pytorch": torch_models.parameter_count(torch_model)}
     if counts["jaxgen"] != counts["pytorch"]:
         raise AssertionError(f"{name}: parameter counts differ {counts}")
-    images = synthetic_images(BATCH, image_shape)
-    jaxgen = jaxgen_step_call(jax_params, objective, images)
-    pytorch = torch_step_call(torch_model, torch_loss, images)
+    pytorch = torch_step_call(torch_model, torch_loss, jaxgen["images"])
     rates = alternate(jaxgen["call"], pytorch, budget.rounds, budget.seconds / budget.rounds, jaxgen["steps"])
     return alternated_row(name, "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
                           parameters=counts["jaxgen"], batch_size=BATCH)
 
 
+def initial_variables(model, *example_inputs):
+    """`model.init` compiled as one program: ~4 s on 2 cores where running it operation by operation
+    compiles each one for ~11 s (the conv models), which kept `--quick` over its 2 minutes. The same
+    keys draw the weights (for the MNIST VAE they came out bit for bit the same)."""
+    return jax.jit(model.init)(*example_inputs)
+
+
 def mnist_models(seed: int = 0):
     model = MnistConvVAE(20)
-    params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1)), jax.random.key(0))
+    params = initial_variables(model, jax.random.key(seed), jnp.zeros((1, 28, 28, 1)), jax.random.key(0))
+    return model, params, mnist_twin(seed)
+
+
+def mnist_twin(seed: int = 0):
     torch.manual_seed(seed)
-    return model, params, torch_models.MnistConvVAE(20)
+    return torch_models.MnistConvVAE(20)
+
+
+@functools.cache
+def mnist_jaxgen_step() -> dict:
+    """(1)'s compiled jaxgen step call, built once a process: (4) times the same call between its epochs."""
+    model, params, _ = mnist_models()
+    return jaxgen_step_call(params, objectives.vae_objective(model), synthetic_images(BATCH, (28, 28, 1)))
 
 
 def cifar_models(seed: int = 0):
     model = SpatialConvAE((32, 32, 3), 512, (32, 64))
-    params = model.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
+    params = initial_variables(model, jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
     torch.manual_seed(seed)
     return model, params, torch_models.SpatialConvAE((32, 64), 8)
 
 
 def mnist_vae_step(budget: Budget) -> dict:
     """(1) The MNIST study's conv VAE, one Adam step on a batch of 128."""
-    model, params, twin = mnist_models()
-    return step_workload("mnist_conv_vae_step", model, params, objectives.vae_objective(model), twin,
-                         torch_models.vae_loss, (28, 28, 1), budget)
+    return step_workload("mnist_conv_vae_step", mnist_jaxgen_step(), mnist_twin(), torch_models.vae_loss, budget)
 
 
 def cifar_ae_step(budget: Budget) -> dict:
     """(2) The CIFAR-10 study's conv AE (8x8x8 code), one Adam step on a batch of 128."""
     model, params, twin = cifar_models()
-    return step_workload("cifar_conv_ae_step", model, params, objectives.autoencoder_objective(model), twin,
-                         torch_models.autoencoder_loss, (32, 32, 3), budget)
+    jaxgen = jaxgen_step_call(params, objectives.autoencoder_objective(model), synthetic_images(BATCH, (32, 32, 3)))
+    return step_workload("cifar_conv_ae_step", jaxgen, twin, torch_models.autoencoder_loss, budget)
 
 
 def _warn_synthetic(name: str) -> None:
@@ -268,39 +285,53 @@ def mnist_images(n: int | None) -> np.ndarray:
     return images[:n] if n else images
 
 
-def mnist_vae_epoch(budget: Budget, step_rate: float | None = None) -> dict:
-    """(4) A whole epoch of (1) through train.fit (shuffling, batching, host-to-device copies,
-    per-epoch checkpoint), in images per second; and its share of (1)'s pure step rate."""
+def mnist_vae_epoch(budget: Budget) -> dict:
+    """(4) Whole epochs of (1) through train.fit (shuffling, batching, host-to-device copies, per-epoch
+    checkpoint), in images per second, and their share of the pure step rate of (1)'s compiled call.
+
+    An epoch is too long to time in slices, so the sides take turns by whole epochs: after each jaxgen
+    epoch (train.fit's `after_epoch`) come a block of pure steps and one PyTorch epoch, for
+    `budget.rounds` rounds after a first, compiling round. A burst of load on the machine then hits a
+    round of both, not the one side that was timed while it lasted."""
     images = mnist_images(budget.epoch_images)
     train_set = data.Dataset(images, np.zeros(len(images), np.int64), (), "mnist")
     model, params, twin = mnist_models()
-    config = train.TrainConfig(epochs=2, batch_size=BATCH, learning_rate=LEARNING_RATE)
-    state = train.create_train_state(params, train.adam(config))
-    with tempfile.TemporaryDirectory() as directory:
-        _, history = train.fit(state, objectives.vae_objective(model), train_set, None, config, directory,
-                               desc="mnist epoch")
     seen = len(images) // BATCH * BATCH
-    jaxgen_rate = seen / history["epoch_seconds"][1]  # epoch 2: compiled already
+    pure_step = mnist_jaxgen_step()
 
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(np.array(images))),
                                          batch_size=BATCH, shuffle=True, drop_last=True)
     optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
 
-    def epoch():
+    def torch_epoch_seconds() -> float:
+        started = time.perf_counter()
         for (batch,) in loader:
             x = batch.permute(0, 3, 1, 2).float() / 255.0
             optimizer.zero_grad(set_to_none=True)
             torch_models.vae_loss(twin, x).backward()
             optimizer.step()
+        return time.perf_counter() - started
 
-    epoch()  # warm-up, as jaxgen's first epoch
-    started = time.perf_counter()
-    epoch()
-    torch_rate = seen / (time.perf_counter() - started)
-    row = _row("mnist_conv_vae_epoch", "images/s", jaxgen_rate, torch_rate, images=seen)
-    if step_rate:
-        row["share_of_step_rate"] = jaxgen_rate / (step_rate * BATCH)
-    return row
+    torch_seconds, step_rates = [], []
+
+    def between_epochs(epoch, _state, _history):
+        if epoch > 0:  # the first round compiles and warms up; PyTorch warms up alongside
+            calls, elapsed = _timed_calls(pure_step["call"], budget.seconds / budget.rounds)
+            step_rates.append(calls * pure_step["steps"] / elapsed)
+        torch_seconds.append(torch_epoch_seconds())
+
+    config = train.TrainConfig(epochs=budget.rounds + 1, batch_size=BATCH, learning_rate=LEARNING_RATE)
+    state = train.create_train_state(params, train.adam(config))
+    with tempfile.TemporaryDirectory() as directory:
+        _, history = train.fit(state, objectives.vae_objective(model), train_set, None, config, directory,
+                               desc="mnist epoch", after_epoch=between_epochs)
+    jaxgen_seconds, torch_seconds = history["epoch_seconds"][1:], torch_seconds[1:]
+    jaxgen_rate = seen * budget.rounds / sum(jaxgen_seconds)
+    step_rate = float(np.mean(step_rates))
+    return _row("mnist_conv_vae_epoch", "images/s", jaxgen_rate, seen * budget.rounds / sum(torch_seconds),
+                images=seen, round_ratios=[p / j for j, p in zip(jaxgen_seconds, torch_seconds)],
+                pure_step_rate=step_rate, share_of_step_rate=jaxgen_rate / (step_rate * BATCH),
+                round_shares_of_step_rate=[seen / (j * s * BATCH) for j, s in zip(jaxgen_seconds, step_rates)])
 
 
 def cpu_model() -> str:

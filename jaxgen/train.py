@@ -152,12 +152,14 @@ def evaluate(objective: Objective, params, images, labels, batch_size: int, seed
 
 def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: data_lib.Dataset | None,
         config: TrainConfig, checkpoint_dir, resume: bool = False, overwrite: bool = False,
-        desc: str = "train", mesh=None):
+        desc: str = "train", mesh=None, after_epoch=None):
     """Train for `config.epochs` epochs; returns (state, history).
 
     history = {'train': {term: [per epoch]}, 'test': {term: [...]}, 'epoch_seconds': [...]}.
     A checkpoint is written after each epoch. With `resume`, training continues from the
-    latest one (and does nothing if it is already complete).
+    latest one (and does nothing if it is already complete). `after_epoch(epoch, state, history)`,
+    if given, is called after each checkpoint, outside the epoch's timing (the speed benchmark
+    times PyTorch's epochs there, taking turns with these).
     """
     mesh = mesh or data_mesh()
     _check_batch_size(config.batch_size, mesh)
@@ -198,6 +200,8 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
         history["epoch_seconds"].append(time.perf_counter() - started)
         checkpointer.save(epoch, state, history)
         tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: " + _summary(history))
+        if after_epoch is not None:
+            after_epoch(epoch, state, history)
     checkpointer.close()
     return state, history
 

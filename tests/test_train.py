@@ -18,7 +18,10 @@ def leaves(state):
 
 
 def test_history_has_every_term_for_train_and_test(tmp_path):
-    state, history = run(tmp_path / "ck", epochs=2)
+    seen = []  # after_epoch sees each finished epoch, its checkpoint written, in order
+    state, history = run(tmp_path / "ck", epochs=2, after_epoch=lambda epoch, state, history: seen.append(
+        (epoch, int(state.step), len(history["epoch_seconds"]), (tmp_path / "ck" / str(epoch)).is_dir())))
+    assert seen == [(0, 4, 1, True), (1, 8, 2, True)]
     for split in ("train", "test"):
         assert set(history[split]) == {"loss", "recon", "kl"}
         assert all(len(v) == 2 for v in history[split].values())

@@ -18,13 +18,14 @@ def tiny_dataset(n=256, seed=0):
     return data.Dataset(images, rng.integers(0, 10, n), (), "synthetic")
 
 
-def run(checkpoint_dir, epochs, resume=False, overwrite=False, objective=None, batch_size=64):
+def run(checkpoint_dir, epochs, resume=False, overwrite=False, objective=None, batch_size=64, after_epoch=None):
     config = train.TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=3e-3, seed=1,
                                eval_batch_size=64, steps_per_call=2)
     params = MODEL.init(jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32), jax.random.key(0))
     state = train.create_train_state(params, train.adam(config))
     return train.fit(state, objective or objectives.vae_objective(MODEL), tiny_dataset(), tiny_dataset(128, 1),
-                     config, checkpoint_dir, resume=resume, overwrite=overwrite, desc="tiny")
+                     config, checkpoint_dir, resume=resume, overwrite=overwrite, desc="tiny",
+                     after_epoch=after_epoch)
 
 
 if __name__ == "__main__":
