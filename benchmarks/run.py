@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jax
 import torch
+from jax.experimental.compilation_cache import compilation_cache
 
 from benchmarks import contention, stylegan, workloads
 
@@ -101,10 +102,12 @@ def compilation_cache_for_this_run():
     with tempfile.TemporaryDirectory(prefix="jaxgen-benchmark-xla-") as directory:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
         jax.config.update("jax_compilation_cache_dir", directory)
+        compilation_cache.reset_cache()  # JAX reads the setting at its first compile, which may have been earlier
         try:
             yield
         finally:
             jax.config.update("jax_compilation_cache_dir", None)
+            compilation_cache.reset_cache()  # or later compiles in this process would use the removed folder
             del os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 

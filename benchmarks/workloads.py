@@ -153,7 +153,7 @@ def step_workload(name, jaxgen: dict, torch_model, torch_loss, budget) -> dict:
 
 def initial_variables(model, *example_inputs):
     """`model.init` compiled as one program: ~4 s on 2 cores where running it operation by operation
-    compiles each one for ~11 s (the conv models), which kept `--quick` over its 2 minutes. The same
+    compiles each one for ~11 s (the conv models), a cost `--quick` paid in three of its workloads. The same
     keys draw the weights (for the MNIST VAE they came out bit for bit the same)."""
     return jax.jit(model.init)(*example_inputs)
 
