@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cache
 
 import jax
 import numpy as np
@@ -123,17 +124,27 @@ class Trained:
 
     def __init__(self, name, spec, model, params, history):
         self.name, self.spec, self.model, self.params, self.history = name, spec, model, params, history
+        self.pixels = reconstruction_fn(model, spec.variational)
 
     def reconstruct(self, x, feature_mask=None):
         """Pixels in [0, 1] from float images (the VAE decodes its posterior mean)."""
-        if self.spec.variational:
-            mean, _ = self.model.apply(self.params, x, method=self.model.encode)
-            return jax.nn.sigmoid(self.model.apply(self.params, mean, method=self.model.decode))
-        return jax.nn.sigmoid(self.model.apply(self.params, x, feature_mask)[0])
+        return self.pixels(self.params, x, feature_mask)
 
     def codes(self, images) -> np.ndarray:
         """(N, latent_dim) frozen codes (posterior means for the VAE) of uint8 or float images."""
         return encode_images(self.model, self.params, images, output=0 if self.spec.variational else None)
+
+
+@cache
+def reconstruction_fn(model, variational: bool):
+    """pixels(params, x, feature_mask=None): one jitted function per architecture, so the models that share
+    one (the AE, the denoising and the masked AEs) share its compiled programs and the scoring ones."""
+    def pixels(params, x, feature_mask=None):
+        if variational:
+            mean, _ = model.apply(params, x, method=model.encode)
+            return jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
+        return jax.nn.sigmoid(model.apply(params, x, feature_mask)[0])
+    return jax.jit(pixels)
 
 
 def study_models(args) -> dict[str, ModelSpec]:
@@ -177,7 +188,7 @@ def architecture_tables(trained, image_shape):
 def score_all(trained, test_set, seed) -> dict:
     scores = {}
     for name, model in trained.items():
-        by_sigma = reconstruction_scores(model.reconstruct, test_set.images, (0.0,) + NOISE_LEVELS, seed)
+        by_sigma = reconstruction_scores(model.pixels, model.params, test_set.images, (0.0,) + NOISE_LEVELS, seed)
         scores[name] = {("clean" if sigma == 0 else f"noisy_{sigma:g}"): values for sigma, values in by_sigma.items()}
     return scores
 
@@ -249,12 +260,12 @@ def probe_all(trained, train_set, test_set, budget, output) -> tuple[dict, dict]
 def masking_study(trained, test_set, budget, args, output) -> dict:
     """Occlusion heat maps, and the error inside vs outside masked feature patches."""
     images = data.to_float(test_set.images[:budget.occluded_images])
-    maps = {name: occlusion_sensitivity(trained[name].reconstruct, images) for name in ["ae"] + MASKED}
+    maps = {name: occlusion_sensitivity(trained[name].pixels, trained[name].params, images) for name in ["ae"] + MASKED}
     plots.heatmap_grid(images, maps, output.figure("occlusion_heatmaps.png"),
                        "Rise in reconstruction MSE when an 8x8 grey window covers each region")
     ratios = [trained[name].spec.mask_ratio for name in MASKED]
     errors = {name: {f"{ratio:g}": values for ratio, values in masked_region_errors(
-        trained[name].reconstruct, test_set.images, ratios, args.mask_patch, args.seed).items()}
+        trained[name].pixels, trained[name].params, test_set.images, ratios, args.mask_patch, args.seed).items()}
         for name in ["ae"] + MASKED}
     return {"occlusion_peak": {name: float(maps[name].max()) for name in maps}, "region_errors": errors}
 

@@ -307,7 +307,7 @@ def patch_mask(rng, batch: int, height: int, width: int, patch: int, ratio: floa
         raise ValueError(f"patch size {patch} does not tile a {height}x{width} map")
     grid_h, grid_w = height // patch, width // patch
     n_patches = grid_h * grid_w
-    n_masked = int(round(ratio * n_patches))
+    n_masked = jnp.round(ratio * n_patches)  # a traced ratio works too (train.Tunable settings)
     scores = jax.random.uniform(rng, (batch, n_patches))
     ranks = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
     keep = (ranks >= n_masked).astype(jnp.float32).reshape(batch, grid_h, grid_w)

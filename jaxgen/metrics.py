@@ -30,17 +30,19 @@ def _gaussian_window(size: int, sigma: float):
     return w / w.sum()
 
 
-def _filter_valid(images, window):
-    """Separable 'valid' Gaussian filtering of NHWC images, channel by channel."""
-    n, h, w, c = images.shape
-    x = images.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+def _valid_filter_matrix(length: int, window):
+    """(length - size + 1, length): row i holds the window at offset i, so 'valid' filtering along an axis of
+    that length is one matmul."""
     size = window.shape[0]
-    kernel_h = window.reshape(size, 1, 1, 1)
-    kernel_w = window.reshape(1, size, 1, 1)
-    dims = ("NHWC", "HWIO", "NHWC")
-    x = jax.lax.conv_general_dilated(x, kernel_h, (1, 1), "VALID", dimension_numbers=dims)
-    x = jax.lax.conv_general_dilated(x, kernel_w, (1, 1), "VALID", dimension_numbers=dims)
-    return x.reshape(n, c, x.shape[1], x.shape[2]).transpose(0, 2, 3, 1)
+    offsets = jnp.arange(length)[None, :] - jnp.arange(length - size + 1)[:, None]
+    return jnp.where((offsets >= 0) & (offsets < size), window[jnp.clip(offsets, 0, size - 1)], 0.0)
+
+
+def _filter_valid(images, window):
+    """Separable 'valid' Gaussian filtering of NHWC images, channel by channel, as two matmuls: XLA:CPU runs
+    the same filter as one-channel convolutions ~20x slower (0.11 s against 6 ms for 500 32x32x3 images)."""
+    rows = jnp.einsum("ph,nhwc->npwc", _valid_filter_matrix(images.shape[1], window), images)
+    return jnp.einsum("npwc,qw->npqc", rows, _valid_filter_matrix(images.shape[2], window))
 
 
 def ssim(a, b, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,

@@ -5,10 +5,12 @@ During training, batch['step'] holds the optimizer step (for schedules such as K
 The train loop minimises the batch mean of 'loss' and logs the mean of every term, so each
 study's history holds every loss term, train and test.
 """
+from functools import cache
+
 import jax
 import jax.numpy as jnp
 
-from jaxgen import losses
+from jaxgen import losses, train
 from jaxgen.uniformity import sliced_wasserstein_to_uniform
 from jaxgen.data import add_gaussian_noise, patch_mask, to_float_jax
 
@@ -60,15 +62,23 @@ def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections:
 def autoencoder_objective(model, noise_sigma: float = 0.0, mask_ratio: float = 0.0, mask_patch: int = 2):
     """Mean squared error per pixel between the clean image and the reconstruction of its corrupted
     version: Gaussian noise of std `noise_sigma` on the input, clipped to [0, 1] (denoising AE), and/or
-    `mask_ratio` of the first stage's feature-map patches zeroed (masked conv AE)."""
-    def objective(params, batch, rng):
+    `mask_ratio` of the first stage's feature-map patches zeroed (masked conv AE). The two levels are
+    settings of a `train.Tunable`: AEs corrupted the same way at other levels share compiled programs."""
+    return train.Tunable(_autoencoder_loss(model, bool(noise_sigma), bool(mask_ratio), mask_patch),
+                         {"noise_sigma": noise_sigma, "mask_ratio": mask_ratio})
+
+
+@cache
+def _autoencoder_loss(model, noised: bool, masked: bool, mask_patch: int):
+    def objective(params, batch, rng, settings):
         x = to_float_jax(batch["image"])
         noise_rng, mask_rng = jax.random.split(rng)
-        inputs = add_gaussian_noise(noise_rng, x, noise_sigma) if noise_sigma else x
+        inputs = add_gaussian_noise(noise_rng, x, settings["noise_sigma"]) if noised else x
         mask = None
-        if mask_ratio:
+        if masked:
             # The first stage is a stride-2 conv: its feature maps are half the image's size.
-            mask = patch_mask(mask_rng, x.shape[0], x.shape[1] // 2, x.shape[2] // 2, mask_patch, mask_ratio)
+            mask = patch_mask(mask_rng, x.shape[0], x.shape[1] // 2, x.shape[2] // 2, mask_patch,
+                              settings["mask_ratio"])
         logits, _ = model.apply(params, inputs, mask)
         return {"loss": jnp.mean((jax.nn.sigmoid(logits) - x) ** 2, axis=(1, 2, 3))}
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from functools import cache
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,26 @@ from jaxgen.checkpoints import EpochCheckpointer, prepare_run_directory
 
 Objective = Callable  # (params, batch, rng) -> {'loss': (B,), term: (B,), ...}
 EVAL_RNG_OFFSET = 1_000_003  # eval batches draw from RNG streams that training never uses
+
+
+class Tunable(NamedTuple):
+    """An objective `fn(params, batch, rng, settings)` whose numeric settings (a pytree of scalars, such as
+    a noise level) enter the compiled programs as inputs: models trained with one `fn` and different
+    settings share the compiled train step and evaluation. Called like any objective."""
+    fn: Callable
+    settings: Any
+
+    def __call__(self, params, batch, rng):
+        return self.fn(params, batch, rng, self.settings)
+
+
+def _tunable(objective: Objective) -> Tunable:
+    return objective if isinstance(objective, Tunable) else Tunable(_without_settings(objective), ())
+
+
+@cache
+def _without_settings(objective: Objective):
+    return lambda params, batch, rng, settings: objective(params, batch, rng)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,6 +78,7 @@ def replicated(mesh):
     return NamedSharding(mesh, P())
 
 
+@cache  # one optimizer per config: it is part of TrainState's tree structure, so models share compiled steps
 def adam(config: TrainConfig, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
     learning_rate = config.learning_rate
     if config.cosine_decay:
@@ -81,29 +103,35 @@ def _check_batch_size(batch_size: int, mesh) -> None:
 
 def make_train_chunk(objective: Objective, mesh, seed: int):
     """A jitted function running one optimizer step per leading-axis slice of `batches`."""
+    objective = _tunable(objective)
+    program = _train_chunk_program(objective.fn, mesh)
     base_rng = jax.random.key(seed)
+    return lambda state, batches: program(state, batches, objective.settings, base_rng)
 
-    def step(state, batch):
+
+@cache
+def _train_chunk_program(objective_fn, mesh):
+    def step(state, batch, settings, base_rng):
         rng = jax.random.fold_in(base_rng, state.step)
 
         def mean_loss(params):
-            terms = objective(params, {**batch, "step": state.step}, rng)
+            terms = objective_fn(params, {**batch, "step": state.step}, rng, settings)
             return terms["loss"].mean(), terms
 
         grads, terms = jax.grad(mean_loss, has_aux=True)(state.params)
         return state.apply_gradients(grads=grads), jax.tree.map(jnp.mean, terms)
 
-    def chunk(state, batches):
+    def chunk(state, batches, settings, base_rng):
         # Unrolled on purpose: XLA:CPU runs convolutions inside a while loop (lax.scan)
         # about 8x slower than the same steps unrolled.
         all_terms = []
         for i in range(jax.tree.leaves(batches)[0].shape[0]):
-            state, terms = step(state, jax.tree.map(lambda b: b[i], batches))
+            state, terms = step(state, jax.tree.map(lambda b: b[i], batches), settings, base_rng)
             all_terms.append(terms)
         return state, jax.tree.map(lambda *t: jnp.stack(t), *all_terms)
 
     batch_sharding = NamedSharding(mesh, P(None, "data"))
-    return jax.jit(chunk, in_shardings=(replicated(mesh), batch_sharding),
+    return jax.jit(chunk, in_shardings=(replicated(mesh), batch_sharding, replicated(mesh), replicated(mesh)),
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
 
 
@@ -132,16 +160,23 @@ def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: 
 def make_evaluator(objective: Objective, batch_size: int, seed: int, mesh=None) -> Callable:
     """evaluate(params, images, labels, desc=None) -> dataset means of every term of `objective`,
     with a fixed RNG stream per batch; compiled once, reused for every set of parameters."""
+    objective = _tunable(objective)
     base_rng = jax.random.fold_in(jax.random.key(seed), EVAL_RNG_OFFSET)
-
-    def per_example(batch, index, params):
-        return objective(params, batch, jax.random.fold_in(base_rng, index))
+    per_example = _evaluation(objective.fn)
 
     def evaluate_params(params, images, labels, desc: str | None = None) -> dict[str, float]:
-        terms = batched_apply(per_example, {"image": images, "label": labels}, batch_size, mesh, desc, (params,))
+        terms = batched_apply(per_example, {"image": images, "label": labels}, batch_size, mesh, desc,
+                              (params, objective.settings, base_rng))
         return {k: float(np.mean(v)) for k, v in terms.items()}
 
     return evaluate_params
+
+
+@cache
+def _evaluation(objective_fn):
+    def per_example(batch, index, params, settings, base_rng):
+        return objective_fn(params, batch, jax.random.fold_in(base_rng, index), settings)
+    return per_example
 
 
 def evaluate(objective: Objective, params, images, labels, batch_size: int, seed: int, mesh=None,

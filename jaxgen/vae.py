@@ -1,8 +1,12 @@
 """Using a trained VAE: latent means, decoded pixels, and test-set reconstruction scores.
 
 Works with every VAE in `jaxgen.models.autoencoders` (`encode -> (mean, logvar)`, `decode -> logits`).
+Parameters enter the compiled programs as inputs, so models of one architecture (Flax modules compare by
+their fields) share them.
 """
 from __future__ import annotations
+
+from functools import cache, partial
 
 import jax
 import numpy as np
@@ -13,10 +17,15 @@ from jaxgen import data, latent, metrics, objectives, train
 def encode_images(model, params, images, batch_size: int = 500, output: int | None = None) -> np.ndarray:
     """(N, D) codes `model.encode(x)` of uint8 or float images, in batches, for any autoencoder;
     `output` picks one element where encode returns a tuple (a VAE's (mean, logvar))."""
-    def per_batch(batch, _):
+    return train.batched_apply(_encoding(model, output), {"image": images}, batch_size, operands=(params,))
+
+
+@cache
+def _encoding(model, output: int | None):
+    def per_batch(batch, _, params):
         codes = model.apply(params, data.to_float_jax(batch["image"]), method=model.encode)
         return codes if output is None else codes[output]
-    return train.batched_apply(per_batch, {"image": images}, batch_size)
+    return per_batch
 
 
 def encode_means(model, params, images, batch_size: int = 500) -> np.ndarray:
@@ -26,7 +35,12 @@ def encode_means(model, params, images, batch_size: int = 500) -> np.ndarray:
 
 def decode_pixels(model, params, z) -> np.ndarray:
     """Images in [0, 1] decoded from latents z (N, D)."""
-    return np.asarray(jax.nn.sigmoid(jax.jit(lambda p, z: model.apply(p, z, method=model.decode))(params, z)))
+    return np.asarray(_decoded_pixels(model, params, z))
+
+
+@partial(jax.jit, static_argnums=0)
+def _decoded_pixels(model, params, z):
+    return jax.nn.sigmoid(model.apply(params, z, method=model.decode))
 
 
 def reconstruct(model, params, images) -> np.ndarray:
@@ -38,16 +52,22 @@ def reconstruction_metrics(model, params, images, seed: int, batch_size: int = 5
                            beta: float = 1.0) -> dict[str, float]:
     """Test metrics of the mean reconstruction sigmoid(D(mu(x))), plus the objective's terms
     (negative ELBO, reconstruction, KL) with one posterior sample per image."""
-    def per_batch(batch, _):
-        x = data.to_float_jax(batch["image"])
-        mean, _ = model.apply(params, x, method=model.encode)
-        return metrics.image_scores(jax.nn.sigmoid(model.apply(params, mean, method=model.decode)), x)
-    per_image = train.batched_apply(per_batch, {"image": images}, batch_size)
+    per_image = train.batched_apply(_mean_reconstruction_scores(model), {"image": images}, batch_size,
+                                    operands=(params,))
     scores = {k: float(np.mean(v)) for k, v in per_image.items()}
     terms = train.evaluate(objectives.vae_objective(model, recon, beta), params, images,
                            np.zeros(len(images), np.int64), batch_size, seed)
     scores.update(neg_elbo=terms["loss"], recon=terms["recon"], kl=terms["kl"])
     return scores
+
+
+@cache
+def _mean_reconstruction_scores(model):
+    def per_batch(batch, _, params):
+        x = data.to_float_jax(batch["image"])
+        mean, _ = model.apply(params, x, method=model.encode)
+        return metrics.image_scores(jax.nn.sigmoid(model.apply(params, mean, method=model.decode)), x)
+    return per_batch
 
 
 def decode_style_transfer(model, params, z_a, z_b, class_mean_b, strengths) -> np.ndarray:

@@ -52,14 +52,14 @@ def test_feature_mask_hides_exactly_the_masked_patches():
 
 def test_reconstruction_scores_known_answers():
     images = np.full((6,) + SHAPE, 0.5, np.float32)
-    perfect = reconstruction_scores(lambda x: x, images)[0.0]
+    perfect = reconstruction_scores(lambda _, x: x, None, images)[0.0]
     assert perfect["mse"] == 0.0 and perfect["mae"] == 0.0 and perfect["ssim"] == pytest.approx(1.0)
-    black = reconstruction_scores(jnp.zeros_like, images)[0.0]
+    black = reconstruction_scores(lambda _, x: jnp.zeros_like(x), None, images)[0.0]
     assert black["mse"] == pytest.approx(0.25) and black["mae"] == pytest.approx(0.5)
     assert black["psnr"] == pytest.approx(10 * math.log10(4), abs=1e-4)
     # Identity on inputs noised at sigma (mid-grey: clipping is 5 sigma away): PSNR = -20 log10 sigma.
     many = np.full((200,) + SHAPE, 0.5, np.float32)
-    noisy = reconstruction_scores(lambda x: x, many, (0.1, 0.3), seed=3)[0.1]
+    noisy = reconstruction_scores(lambda _, x: x, None, many, (0.1, 0.3), seed=3)[0.1]
     assert noisy["psnr"] == pytest.approx(20.0, abs=0.05)
     inputs = noised_images(many, 0.1, seed=3)
     assert np.std(inputs - 0.5) == pytest.approx(0.1, rel=0.01)
@@ -69,12 +69,12 @@ def test_reconstruction_scores_known_answers():
 def test_masked_region_errors_split_by_mask():
     images = np.full((8,) + SHAPE, 0.5, np.float32)
 
-    def hide_masked_pixels(x, mask):  # a "reconstruction" that blacks out exactly the masked footprint
+    def hide_masked_pixels(params, x, mask):  # a "reconstruction" that blacks out exactly the masked footprint
         if mask is None:
             return x
         return x * jnp.repeat(jnp.repeat(mask, 2, axis=1), 2, axis=2)
 
-    errors = masked_region_errors(hide_masked_pixels, images, ratios=(0.25, 0.75), patch=2)
+    errors = masked_region_errors(hide_masked_pixels, None, images, ratios=(0.25, 0.75), patch=2)
     for ratio in (0.25, 0.75):
         assert errors[ratio]["masked_mse"] == pytest.approx(0.25)
         assert errors[ratio]["unmasked_mse"] == 0.0 and errors[ratio]["no_mask_mse"] == 0.0
@@ -83,10 +83,10 @@ def test_masked_region_errors_split_by_mask():
 def test_occlusion_sensitivity_finds_the_region_that_matters():
     images = np.ones((2,) + SHAPE, np.float32)
 
-    def only_top_left(x):  # reconstructs the top-left quadrant, ignores the rest of the input
+    def only_top_left(params, x):  # reconstructs the top-left quadrant, ignores the rest of the input
         return x.at[:, :, 16:].set(1.0).at[:, 16:, :].set(1.0)
 
-    heat = occlusion_sensitivity(only_top_left, images, size=8, stride=4)
+    heat = occlusion_sensitivity(only_top_left, None, images, size=8, stride=4)
     assert heat.shape == (2, 32, 32)
     np.testing.assert_array_equal(heat[0], heat[1])
     heat = heat[0]

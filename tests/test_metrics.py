@@ -30,6 +30,21 @@ def test_ssim_matches_scikit_image():
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(2, 32, 32, 3), (1, 13, 20, 1)])
+def test_ssim_filter_equals_one_channel_convolutions(shape):
+    """The matmul form of SSIM's separable Gaussian filter against the plain one: a 'valid' convolution of
+    each channel with the window along H, then along W."""
+    images, _ = _images(2, shape)
+    window = metrics._gaussian_window(11, 1.5)
+    n, h, w, c = shape
+    planes = images.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+    dims = ("NHWC", "HWIO", "NHWC")
+    plain = jax.lax.conv_general_dilated(planes, window.reshape(11, 1, 1, 1), (1, 1), "VALID", dimension_numbers=dims)
+    plain = jax.lax.conv_general_dilated(plain, window.reshape(1, 11, 1, 1), (1, 1), "VALID", dimension_numbers=dims)
+    plain = plain.reshape(n, c, h - 10, w - 10).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(metrics._filter_valid(jnp.asarray(images), window), plain, rtol=0, atol=1e-6)
+
+
 def test_ssim_of_identical_images_is_one():
     clean, _ = _images(1, (2, 28, 28, 1))
     np.testing.assert_allclose(metrics.ssim(clean, clean), [1.0, 1.0], atol=1e-5)

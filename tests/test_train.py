@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import checkpoints, objectives, train
+from jaxgen import checkpoints, data, objectives, train
 from tests.conftest import REPO
-from tests.tiny_training import MODEL, run
+from jaxgen.models.autoencoders import SpatialConvAE
+from tests.tiny_training import MODEL, run, tiny_dataset
 
 
 def leaves(state):
@@ -107,3 +108,40 @@ def test_one_and_eight_devices_agree(tmp_path):
 def test_batched_apply_pads_and_trims():
     out = train.batched_apply(lambda batch, i: batch["x"] * 2, {"x": np.arange(10, dtype=np.float32)}, 4)
     np.testing.assert_array_equal(out, np.arange(10) * 2)
+
+
+def test_tunable_settings_are_inputs_of_one_compiled_step():
+    """Two noise levels through one train.Tunable: the same numbers as objectives with the level written in,
+    from one compiled train step and one compiled evaluation."""
+    model = SpatialConvAE((8, 8, 1), 64, (4, 8))
+    params = model.init(jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32))
+    images = tiny_dataset(32).images
+    config = train.TrainConfig(epochs=1, batch_size=16, steps_per_call=2)
+    mesh = train.data_mesh()
+    batches = {"image": images.reshape(2, 16, 8, 8, 1), "label": np.zeros((2, 16), np.int32)}
+
+    def trained(objective):
+        state = train.create_train_state(jax.tree.map(np.array, params), train.adam(config), mesh)  # donated
+        state, terms = train.make_train_chunk(objective, mesh, seed=3)(state, batches)
+        scores = train.make_evaluator(objective, 16, seed=3, mesh=mesh)(state.params, images, np.zeros(32))
+        return leaves(state), np.asarray(terms["loss"]), scores
+
+    results = []
+    for sigma in (0.1, 0.3):
+        tunable = objectives.autoencoder_objective(model, noise_sigma=sigma)
+        assert isinstance(tunable, train.Tunable)
+
+        def written_in(p, batch, rng, sigma=sigma):  # the denoising loss with its noise level as a constant
+            x = data.to_float_jax(batch["image"])
+            logits, _ = model.apply(p, data.add_gaussian_noise(jax.random.split(rng)[0], x, sigma))
+            return {"loss": jnp.mean((jax.nn.sigmoid(logits) - x) ** 2, axis=(1, 2, 3))}
+
+        (tuned, tuned_loss, tuned_scores), (plain, plain_loss, plain_scores) = trained(tunable), trained(written_in)
+        for a, b in zip(tuned, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(tuned_loss, plain_loss, rtol=1e-6)
+        assert tuned_scores["loss"] == pytest.approx(plain_scores["loss"], rel=1e-6)
+        results.append(tuned)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*results)) > 1e-4  # the level mattered
+    assert train._train_chunk_program(tunable.fn, mesh)._cache_size() == 1
+    assert train._evaluation(tunable.fn) is train._evaluation(objectives.autoencoder_objective(model, 0.5).fn)
