@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -89,4 +91,6 @@ def load_params(directory: str | Path, like_params=None):
     except Exception as error:
         raise CorruptCheckpointError(f"{directory}/params could not be read ({error}).") from error
     metadata = json.loads((directory / "metadata.json").read_text()) if (directory / "metadata.json").exists() else {}
-    return params, metadata
+    # Orbax hands back arrays committed to a device, where initialised parameters are not; jit compiles
+    # separately for each, so loaded parameters are returned like initialised ones.
+    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), params), metadata

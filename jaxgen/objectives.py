@@ -15,6 +15,9 @@ from jaxgen.uniformity import sliced_wasserstein_to_uniform
 from jaxgen.data import add_gaussian_noise, patch_mask, to_float_jax
 
 
+# Objective factories are cached: equal arguments give the same function, so its compiled programs are reused
+# (a study's evaluation after training, a benchmark's second workload on one model).
+@cache
 def vae_objective(model, recon: str = "bce", beta: float = 1.0, kl_warmup_steps: int = 0):
     """Negative ELBO (reconstruction + beta * KL) in nats per image.
 
@@ -37,6 +40,7 @@ def vae_objective(model, recon: str = "bce", beta: float = 1.0, kl_warmup_steps:
     return objective
 
 
+@cache
 def classifier_objective(model):
     def objective(params, batch, rng):
         logits = model.apply(params, to_float_jax(batch["image"]))
@@ -48,13 +52,19 @@ def classifier_objective(model):
 
 def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections: int = 64):
     """Squared reconstruction error per image, plus (when weighted) the sliced Wasserstein distance
-    of the batch's codes to Uniform[0, 1]^d, a batch-level term shared by its examples."""
-    def objective(params, batch, rng):
+    of the batch's codes to Uniform[0, 1]^d, a batch-level term shared by its examples. The weight is a
+    `train.Tunable` setting: the unweighted and weighted AEs share compiled programs."""
+    return train.Tunable(_bounded_ae_loss(model, num_projections), {"uniformity_weight": uniformity_weight})
+
+
+@cache
+def _bounded_ae_loss(model, num_projections: int):
+    def objective(params, batch, rng, settings):
         x = to_float_jax(batch["image"])
         logits, code = model.apply(params, x)
         recon = losses.squared_error(jax.nn.sigmoid(logits), x)
         uniformity = jnp.full_like(recon, sliced_wasserstein_to_uniform(rng, code, num_projections))
-        return {"loss": recon + uniformity_weight * uniformity, "recon": recon, "uniformity": uniformity}
+        return {"loss": recon + settings["uniformity_weight"] * uniformity, "recon": recon, "uniformity": uniformity}
 
     return objective
 

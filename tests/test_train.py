@@ -116,14 +116,14 @@ def test_tunable_settings_are_inputs_of_one_compiled_step():
     model = SpatialConvAE((8, 8, 1), 64, (4, 8))
     params = model.init(jax.random.key(0), np.zeros((1, 8, 8, 1), np.float32))
     images = tiny_dataset(32).images
-    config = train.TrainConfig(epochs=1, batch_size=16, steps_per_call=2)
+    config = train.TrainConfig(epochs=1, batch_size=32, steps_per_call=1)
     mesh = train.data_mesh()
-    batches = {"image": images.reshape(2, 16, 8, 8, 1), "label": np.zeros((2, 16), np.int32)}
+    batches = {"image": images[None], "label": np.zeros((1, 32), np.int32)}
 
     def trained(objective):
         state = train.create_train_state(jax.tree.map(np.array, params), train.adam(config), mesh)  # donated
         state, terms = train.make_train_chunk(objective, mesh, seed=3)(state, batches)
-        scores = train.make_evaluator(objective, 16, seed=3, mesh=mesh)(state.params, images, np.zeros(32))
+        scores = train.make_evaluator(objective, 32, seed=3, mesh=mesh)(state.params, images, np.zeros(32))
         return leaves(state), np.asarray(terms["loss"]), scores
 
     results = []
