@@ -38,7 +38,7 @@ from jaxgen import data, latent, objectives, plots, probes
 from jaxgen.models.autoencoders import SpatialConvAE, SpatialConvVAE
 from jaxgen.reconstruction import masked_region_errors, noised_images, occlusion_sensitivity, reconstruction_scores
 from jaxgen.summary import layer_table, layer_table_markdown
-from jaxgen.vae import decode_pixels, encode_images
+from jaxgen.vae import decode_pixels, encode_images, mean_pixels
 
 NAME = "cifar_autoencoders"
 NOISE_LEVELS = (0.1, 0.3, 0.5)
@@ -141,8 +141,7 @@ def reconstruction_fn(model, variational: bool):
     one (the AE, the denoising and the masked AEs) share its compiled programs and the scoring ones."""
     def pixels(params, x, feature_mask=None):
         if variational:
-            mean, _ = model.apply(params, x, method=model.encode)
-            return jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
+            return mean_pixels(model, params, x)
         return jax.nn.sigmoid(model.apply(params, x, feature_mask)[0])
     return jax.jit(pixels)
 

@@ -61,12 +61,17 @@ def reconstruction_metrics(model, params, images, seed: int, batch_size: int = 5
     return scores
 
 
+def mean_pixels(model, params, x):
+    """sigmoid(D(mu(x))): the reconstruction of float images from their posterior means (jittable)."""
+    mean, _ = model.apply(params, x, method=model.encode)
+    return jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
+
+
 @cache
 def _mean_reconstruction_scores(model):
     def per_batch(batch, _, params):
         x = data.to_float_jax(batch["image"])
-        mean, _ = model.apply(params, x, method=model.encode)
-        return metrics.image_scores(jax.nn.sigmoid(model.apply(params, mean, method=model.decode)), x)
+        return metrics.image_scores(mean_pixels(model, params, x), x)
     return per_batch
 
 
