@@ -64,7 +64,7 @@ def reconstruction_metrics(model, params, images, seed: int, batch_size: int = 5
 def mean_pixels(model, params, x):
     """sigmoid(D(mu(x))): the reconstruction of float images from their posterior means (jittable)."""
     mean, _ = model.apply(params, x, method=model.encode)
-    return jax.nn.sigmoid(model.apply(params, mean, method=model.decode))
+    return _decoded_pixels(model, params, mean)
 
 
 @cache
