@@ -21,7 +21,7 @@ from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.train import batched_apply
 from jaxgen.models.classifiers import DigitCNN, class_probabilities
 from jaxgen.uniformity import uniformity_report
-from jaxgen.vae import encode_images
+from jaxgen.vae import decode_pixels, encode_images
 
 NAME = "image_prior"
 VARIANTS = ("naive", "regularized")
@@ -166,7 +166,7 @@ def main(argv=None):
         plots.histograms({"MNIST test": inlier_energy, **outlier_energy}, output.figure(f"energies_{variant}.png"),
                          f"{variant}: prior energy |D(E(x)) - x| of digits and outliers", "energy")
         uniform_codes = jax.random.uniform(jax.random.fold_in(rng, 90 + v), (budget.uniform_decodes, args.code_dim))
-        decoded = np.asarray(jax.nn.sigmoid(model.apply(params, uniform_codes, method=model.decode)))
+        decoded = decode_pixels(model, params, uniform_codes)
         confidence = class_probabilities(classifier, classifier_params, decoded).max(axis=1)
         scores["uniform_decode_confident_fraction"] = float(np.mean(confidence >= 0.9))
         plots.image_grid(decoded[:30], output.figure(f"uniform_decodes_{variant}.png"), ncols=15, scale=0.6,
