@@ -99,7 +99,22 @@ def _even_downconv_forward(x, kernel):
 _even_downconv = jax.custom_vjp(_even_downconv_forward)
 
 
+def computed_once(x):
+    """x, unchanged (for finite x), in a form XLA computes once instead of into each of its consumers.
+
+    XLA fuses a cheap elementwise producer (a bias and ReLU) into every consumer, a layout transpose
+    included, and XLA:CPU runs a transpose fused with elementwise work ~6x slower than a plain one.
+    A division counts as expensive, which XLA never duplicates, and x / (1 + 0 * x) is exactly x for
+    finite x (inf becomes NaN; subnormals flush to zero, as in all of XLA:CPU's arithmetic), with no
+    division by a constant for XLA to turn into a product."""
+    return x / (1.0 + 0.0 * x)
+
+
 def _even_downconv_fwd(x, kernel):
+    if x.shape[-1] > DOWNCONV_MATMUL_MAX_CHANNELS:
+        # XLA's kernel-gradient convolution reads x channel-major: transpose the activation the forward
+        # convolution reads (4.5-6 ms -> 0.8 ms at 128x16x16x32, benchmarks/NOTES.md), not a recomputation.
+        x = computed_once(x)
     return _even_downconv_forward(x, kernel), (x, kernel)
 
 
@@ -107,11 +122,15 @@ def _even_downconv_bwd(residuals, dy):
     # The input gradient is the transposed convolution of dy with the flipped kernel: `upconv`'s parity
     # form runs it ~1.6x faster on XLA:CPU than XLA's own input gradient (benchmarks/NOTES.md).
     x, kernel = residuals
-    dkernel = jax.vjp(lambda k: _even_downconv_forward(x, k), kernel)[1](dy)[0]
-    return upconv(dy, flip_kernel(kernel)), dkernel
+    return upconv(dy, flip_kernel(kernel)), downconv_kernel_gradient(x, kernel, dy)
 
 
 _even_downconv.defvjp(_even_downconv_fwd, _even_downconv_bwd)
+
+
+def downconv_kernel_gradient(x, kernel, dy):
+    """The gradient of downconv(x, kernel) (even sides) with respect to its kernel, for output gradient dy."""
+    return jax.vjp(lambda k: _even_downconv_forward(x, k), kernel)[1](dy)[0]
 
 
 class DownConv(nn.Module):
@@ -171,6 +190,7 @@ def upconv(x, kernel):
 
 
 def _upconv_fwd(x, kernel):
+    x = computed_once(x)  # the kernel gradient, XLA's convolution, reads x in another layout
     return upconv(x, kernel), (x, kernel)
 
 
@@ -179,8 +199,8 @@ def _upconv_bwd(residuals, dy):
     # convolution of dy, the kernel gradient its kernel gradient with cotangent x. On XLA:CPU this runs
     # ~1.5x faster than the parity convolution's own gradients (benchmarks/NOTES.md).
     x, kernel = residuals
-    dx, kernel_vjp = jax.vjp(lambda k: downconv(dy, k), flip_kernel(kernel))
-    return dx, flip_kernel(kernel_vjp(x)[0])
+    flipped = flip_kernel(kernel)
+    return downconv(dy, flipped), flip_kernel(downconv_kernel_gradient(dy, flipped, x))
 
 
 upconv.defvjp(_upconv_fwd, _upconv_bwd)
@@ -239,6 +259,8 @@ def conv3x3(x, kernel):
 
 
 def _conv3x3_fwd(x, kernel):
+    if kernel.shape[-1] >= kernel.shape[-2]:
+        x = computed_once(x)  # a widening layer's kernel gradient is XLA's convolution: as in `downconv`
     return conv3x3_forward(x, kernel), (x, kernel)
 
 
@@ -285,11 +307,14 @@ def sin_cos(theta):
     r2 = r * r
     sin_r = r + r * r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 * (1 / 362880))))
     cos_r = 1 + r2 * (-1 / 2 + r2 * (1 / 24 + r2 * (-1 / 720 + r2 * (1 / 40320 + r2 * (-1 / 3628800)))))
-    # theta = r + quadrant * pi / 2: rotate (sin r, cos r) by a quarter turn per quadrant.
-    q = quadrant.astype(jnp.int32) & 3
-    sin = jnp.select([q == 0, q == 1, q == 2], [sin_r, cos_r, -sin_r], -cos_r)
-    cos = jnp.select([q == 0, q == 1, q == 2], [cos_r, -sin_r, -cos_r], sin_r)
-    return sin, cos
+    # theta = r + quadrant * pi / 2: rotate (sin r, cos r) by a quarter turn per quadrant q: odd q swaps
+    # them, and the signs flip as (+, +), (+, -), (-, -), (-, +). Written with where and exact sign
+    # flips, not jnp.select, which XLA:CPU lowers to an argmax over the stacked conditions.
+    q = quadrant.astype(jnp.int32)
+    odd = (q & 1) == 1
+    sin = jnp.where(odd, cos_r, sin_r)
+    cos = jnp.where(odd, sin_r, cos_r)
+    return jnp.where((q & 2) == 2, -sin, sin), jnp.where(((q + 1) & 2) == 2, -cos, cos)
 
 
 class FeatureMajorDense(nn.Module):
