@@ -113,7 +113,7 @@ def computed_once(x):
 def _even_downconv_fwd(x, kernel):
     if x.shape[-1] > DOWNCONV_MATMUL_MAX_CHANNELS:
         # XLA's kernel-gradient convolution reads x channel-major: transpose the activation the forward
-        # convolution reads (4.5-6 ms -> 0.8 ms at 128x16x16x32, benchmarks/NOTES.md), not a recomputation.
+        # convolution reads (6 -> 1.1-1.9 ms at 128x16x16x32, benchmarks/NOTES.md), not a recomputation.
         x = computed_once(x)
     return _even_downconv_forward(x, kernel), (x, kernel)
 
