@@ -190,7 +190,9 @@ def upconv(x, kernel):
 
 
 def _upconv_fwd(x, kernel):
-    x = computed_once(x)  # the kernel gradient, XLA's convolution, reads x in another layout
+    # The kernel gradient reads x again, transposed (XLA's convolution) or reshaped (the matmul form); without
+    # this XLA recomputes x's bias, ReLU and parity interleave there.
+    x = computed_once(x)
     return upconv(x, kernel), (x, kernel)
 
 
