@@ -73,6 +73,11 @@ def kernel_and_bias(module, window, in_channels):
 DOWNCONV_MATMUL_MAX_CHANNELS = 4
 
 
+def _downconv_by_matmul(x) -> bool:
+    """Whether `downconv` of x takes the space-to-depth matmul form (and its matmul kernel gradient)."""
+    return x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS
+
+
 def strided_conv4x4(x, kernel):
     """XLA's 4x4 stride-2 convolution with padding 1."""
     return conv_nhwc(x, kernel, (2, 2), ((1, 1), (1, 1)))
@@ -90,7 +95,7 @@ def downconv(x, kernel):
 
 
 def _even_downconv_forward(x, kernel):
-    if x.shape[-1] <= DOWNCONV_MATMUL_MAX_CHANNELS:
+    if _downconv_by_matmul(x):
         padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
         return conv2x2_matmul(space_to_depth(padded), space_to_depth_kernel(kernel))
     return strided_conv4x4(x, kernel)
@@ -111,7 +116,7 @@ def computed_once(x):
 
 
 def _even_downconv_fwd(x, kernel):
-    if x.shape[-1] > DOWNCONV_MATMUL_MAX_CHANNELS:
+    if not _downconv_by_matmul(x):
         # XLA's kernel-gradient convolution reads x channel-major: transpose the activation the forward
         # convolution reads (6 -> 1.1-1.9 ms at 128x16x16x32, benchmarks/NOTES.md), not a recomputation.
         x = computed_once(x)
@@ -237,6 +242,11 @@ def shifted_tap_sum(z):
     return y
 
 
+def _narrows(kernel) -> bool:
+    """Whether a 3x3 kernel has fewer output than input channels: `conv3x3`'s matmul forms apply."""
+    return kernel.shape[-1] < kernel.shape[-2]
+
+
 def conv3x3_forward(x, kernel):
     """3x3 convolution with padding 1, (N, H, W, C) -> (N, H, W, F), in its faster form on XLA:CPU: when
     it narrows (F < C: a code layer, or a widening layer's input gradient) one matmul over the pixels
@@ -244,7 +254,7 @@ def conv3x3_forward(x, kernel):
     convolution, which is faster there."""
     n, height, width, c = x.shape
     f = kernel.shape[-1]
-    if f < c:
+    if _narrows(kernel):
         z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, 9 * f)
         return shifted_tap_sum(z.reshape(n, height, width, 3, 3, f))
     return conv_nhwc(x, kernel, padding=((1, 1), (1, 1)))
@@ -261,7 +271,7 @@ def conv3x3(x, kernel):
 
 
 def _conv3x3_fwd(x, kernel):
-    if kernel.shape[-1] >= kernel.shape[-2]:
+    if not _narrows(kernel):
         x = computed_once(x)  # a widening layer's kernel gradient is XLA's convolution: as in `downconv`
     return conv3x3_forward(x, kernel), (x, kernel)
 
@@ -269,11 +279,11 @@ def _conv3x3_fwd(x, kernel):
 def _conv3x3_bwd(residuals, dy):
     x, kernel = residuals
     dx = conv3x3_forward(dy, flip_kernel(kernel))
-    c, f = kernel.shape[-2:]
-    if f >= c:
+    if not _narrows(kernel):
         return dx, jax.vjp(lambda k: conv3x3_forward(x, k), kernel)[1](dy)[0]  # XLA's convolution's
     # Tap (ty, tx) pairs x[i, j] with dy[i + 1 - ty, j + 1 - tx]: tap (2 - ty, 2 - tx) of the 3x3 window
     # at (i, j) of dy padded by one, so the gradient comes out with its taps reversed.
+    c = kernel.shape[-2]
     windows = conv_windows(jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0))), 3)
     gradient = x.reshape(-1, c).T @ windows.reshape(-1, windows.shape[-1])  # columns (2 - ty, 2 - tx, F)
     return dx, gradient.reshape(c, 3, 3, -1)[:, ::-1, ::-1].transpose(1, 2, 0, 3)
