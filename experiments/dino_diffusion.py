@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import checkpoints, cpu, data, ddpm, metrics
+from jaxgen import checkpoints, cpu, data, ddpm, metrics, optim
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
@@ -49,7 +49,8 @@ DEFAULT_FOURIER_SCALE = 1.0
 
 def make_train_run(model, schedule, points, eval_set, budget, seed):
     """The whole training run as one compiled function: scan over epochs, each a scan over steps."""
-    tx = optax.chain(optax.clip_by_global_norm(budget.grad_clip_norm), optax.adam(budget.learning_rate))
+    # Clipped Adam fused (jaxgen.optim): the optimizer of a 20,802-parameter MLP is ~14% of a CPU step.
+    tx = optim.clipped_adam(budget.learning_rate, budget.grad_clip_norm)
     eval_x0, eval_t, eval_noise = eval_set
 
     def run(variables):
