@@ -45,7 +45,8 @@ def test_clipped_adam_first_step_is_the_clipped_sign_step():
     # Adam's first step is -lr * g / (|g| + eps) elementwise, whatever clipping scaled g by.
     params = {"w": jnp.zeros(4)}
     grads = {"w": jnp.array([3.0, -4.0, 0.0, 1e-3])}
-    updates, _ = clipped_adam(0.1, max_norm=1.0).update(grads, clipped_adam(0.1, 1.0).init(params))
+    tx = clipped_adam(0.1, max_norm=1.0)
+    updates, _ = tx.update(grads, tx.init(params))
     np.testing.assert_allclose(updates["w"], [-0.1, 0.1, 0.0, -0.1 * 2e-4 / (2e-4 + 1e-8)], rtol=1e-5)
 
 
