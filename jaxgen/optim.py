@@ -40,8 +40,9 @@ def clipped_adam(learning_rate: float, max_norm: float, b1: float = 0.9, b2: flo
         t = count.astype(jnp.float32)
         c2 = jnp.sqrt(1.0 - b2 ** t)
         step_size = learning_rate * c2 / (1.0 - b1 ** t)
-        mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * (g * clip), state.mu, grads)
-        nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * jnp.square(g * clip), state.nu, grads)
+        grads = jax.tree.map(lambda g: g * clip, grads)
+        mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * jnp.square(g), state.nu, grads)
         updates = jax.tree.map(lambda m, v: -step_size * m / (jnp.sqrt(v) + eps * c2), mu, nu)
         return updates, ClippedAdamState(count, mu, nu)
 
