@@ -1,6 +1,6 @@
 """Workload (3), the dino DDPM's training run against its PyTorch twin, in a process of its own set up
-as the study sets up its own (`python -m experiments.dino_diffusion` runs each computation on one
-thread, `jaxgen.cpu.run_each_computation_on_one_thread`):
+as the study sets up its own (`experiments.dino_diffusion.configure_process`: each computation on one
+thread, and the CPU split into two devices that train data-parallel):
 
     python -m benchmarks.dino [--quick]
 
@@ -12,8 +12,10 @@ import argparse
 import json
 import os
 
+import jax
+
 from benchmarks import workloads
-from jaxgen import cpu
+from experiments import dino_diffusion
 
 
 def main(argv=None):
@@ -21,9 +23,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a short run: benchmarks.run --quick")
     args = parser.parse_args(argv)
     row = workloads.dino_ddpm_run(workloads.QUICK if args.quick else workloads.FULL)
-    print(json.dumps({**row, "pjrt_nproc": os.environ.get("PJRT_NPROC")}))
+    print(json.dumps({**row, "pjrt_nproc": os.environ.get("PJRT_NPROC"), "devices": jax.device_count()}))
 
 
 if __name__ == "__main__":
-    cpu.run_each_computation_on_one_thread()
+    dino_diffusion.configure_process()
     main()

@@ -233,7 +233,7 @@ def dino_ddpm_run(budget: Budget) -> dict:
     if counts["jaxgen"] != counts["pytorch"]:
         raise AssertionError(f"dino: parameter counts differ {counts}")
     def jaxgen_run():
-        jax.block_until_ready(compiled(variables))
+        study.run_training(compiled, variables)
 
     jaxgen_run()  # warm-up, as PyTorch's first epoch
     # Each round runs the whole training once per side (seconds=0: one call), jaxgen from the same start.

@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec as P
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import checkpoints, cpu, data, ddpm, metrics, optim
+from jaxgen import checkpoints, cpu, data, ddpm, metrics, optim, parallel, train
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
@@ -36,6 +37,10 @@ FULL = Budget()
 QUICK = Budget(epochs=10, steps_per_epoch=20)
 
 NUM_STEPS, BETA_MIN, BETA_MAX = 50, 1e-4, 2e-2
+# The study trains data-parallel on two CPU devices, one per core of a 2-core machine: a fixed count, so
+# that its numbers do not depend on the machine's core count (a device count changes the order in which
+# the gradients are summed, so the numbers by float rounding).
+CPU_DEVICES = 2
 FORWARD_TIMES = (1, 6, 12, 25, 50)
 SCHEDULE_PAIRS = ((1e-5, 1e-2), (1e-4, 2e-2), (1e-4, 5e-2), (1e-3, 1e-1), (1e-4, 2e-1))
 TRAJECTORY_TIMES = (50, 40, 30, 20, 10, 5, 0)
@@ -47,11 +52,23 @@ SMOOTHING = 10  # epochs in the moving average of the plotted test loss
 DEFAULT_FOURIER_SCALE = 1.0
 
 
-def make_train_run(model, schedule, points, eval_set, budget, seed):
-    """The whole training run as one compiled function: scan over epochs, each a scan over steps."""
+def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
+    """The whole training run as one compiled function: scan over epochs, each a scan over steps,
+    data-parallel over the devices of `mesh` (default: all local devices, `train.data_mesh`). Every
+    device draws each epoch's whole batches, so the draws are the same on any number of devices, and
+    trains on its slice of each batch; one all-reduce per step sums the loss and the gradients."""
+    mesh = mesh or train.data_mesh()
+    axis = mesh.axis_names[0]
+    if budget.batch_size % mesh.size:
+        raise ValueError(f"batch size {budget.batch_size} does not split over {mesh.size} devices; "
+                         f"run on a device count that divides it")
     # Clipped Adam fused (jaxgen.optim): the optimizer of a 20,802-parameter MLP is ~14% of a CPU step.
     tx = optim.clipped_adam(budget.learning_rate, budget.grad_clip_norm)
-    eval_x0, eval_t, eval_noise = eval_set
+    eval_count = eval_set[0].shape[0]
+    # The test set padded (repeating its last triple, weighted 0) to an equal slice per device.
+    padding = -eval_count % mesh.size
+    eval_weights = jnp.arange(eval_count + padding) < eval_count
+    eval_set = [jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in eval_set]
 
     def run(variables):
         constants = {k: v for k, v in variables.items() if k != "params"}
@@ -62,8 +79,10 @@ def make_train_run(model, schedule, points, eval_set, budget, seed):
         def step(carry, draws):
             params, opt_state = carry
             index, t, noise = draws
-            loss, grads = jax.value_and_grad(
-                lambda p: ddpm.epsilon_loss(predictor(p), schedule, points[index], t, noise).mean())(params)
+            def share(p):  # this device's share of the batch's mean loss: the sum over devices is the mean
+                return ddpm.epsilon_loss(predictor(p), schedule, points[index], t, noise).sum() / budget.batch_size
+
+            loss, grads = parallel.sum_over_devices(jax.value_and_grad(share)(parallel.per_device(params, axis)), axis)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -74,8 +93,10 @@ def make_train_run(model, schedule, points, eval_set, budget, seed):
             draws = (jax.random.randint(k_index, shape, 0, points.shape[0]),
                      jax.random.randint(k_time, shape, 1, NUM_STEPS + 1),
                      jax.random.normal(k_noise, shape + (2,)))
-            carry, losses = jax.lax.scan(step, carry, draws)
-            test = ddpm.epsilon_loss(predictor(carry[0]), schedule, eval_x0, eval_t, eval_noise).mean()
+            carry, losses = jax.lax.scan(step, carry, [parallel.local_slice(d, axis, 1) for d in draws])
+            x0, t, noise, weights = (parallel.local_slice(a, axis) for a in (*eval_set, eval_weights))
+            test = jax.lax.psum(jnp.sum(weights * ddpm.epsilon_loss(predictor(carry[0]), schedule, x0, t, noise)),
+                                axis) / eval_count
             return carry, (losses.mean(), test)
 
         params = variables["params"]
@@ -83,7 +104,15 @@ def make_train_run(model, schedule, points, eval_set, budget, seed):
                                                             jnp.arange(budget.epochs))
         return {"params": params, **constants}, {"train": {"loss": train_loss}, "test": {"loss": test_loss}}
 
-    return jax.jit(run)
+    return jax.jit(jax.shard_map(run, mesh=mesh, in_specs=P(), out_specs=P()))
+
+
+def run_training(train_run, variables):
+    """`train_run(variables)` to its end, with the CPU cores kept awake while the devices train, so that
+    their per-step all-reduce does not wait for halted cores to wake (`jaxgen.cpu.cores_kept_awake`);
+    `train_run` is `make_train_run`'s function over all local devices, or its compiled form."""
+    with cpu.cores_kept_awake(jax.devices()):
+        return jax.block_until_ready(train_run(variables))
 
 
 def fixed_eval_set(points, repeats, seed):
@@ -115,7 +144,7 @@ def train_or_restore(variant, model, variables, train_run, args, output):
     if args.resume and (directory / "params").exists():
         restored, meta = checkpoints.load_params(directory, variables)
         return restored, meta["history"]
-    trained, history = train_run(variables)
+    trained, history = run_training(train_run, variables)
     history = jax.tree.map(lambda v: np.asarray(v).tolist(), history)
     if not np.all(np.isfinite(history["train"]["loss"])):
         raise FloatingPointError(f"{variant}: the training loss became NaN/inf; nothing was saved. "
@@ -250,6 +279,14 @@ construction, since nearly every data point is drawn).
 """
 
 
+def configure_process() -> None:
+    """How the study sets up JAX's CPU backend, before its first computation (benchmarks.dino does the
+    same): each computation on one thread, which runs these small ones faster, and the CPU split into
+    CPU_DEVICES devices that train data-parallel, one thread each."""
+    cpu.run_each_computation_on_one_thread()
+    cpu.split_into_devices(CPU_DEVICES)
+
+
 if __name__ == "__main__":
-    cpu.run_each_computation_on_one_thread()  # small computations only, one thread runs them faster
+    configure_process()
     main()

@@ -1,15 +1,30 @@
 """Process settings that make XLA:CPU training fast: `configure` is applied when jaxgen is imported;
-`run_each_computation_on_one_thread` is for programs of small computations only. All are read only at
-the start (XLA's when JAX starts its CPU backend, glibc's when it allocates), so import jaxgen (and call
-the latter) before the first JAX computation; settings the user made themselves are left alone."""
+`run_each_computation_on_one_thread` and `split_into_devices` are for programs of small computations
+only. All are read only at the start (XLA's when JAX starts its CPU backend, glibc's when it allocates),
+so import jaxgen (and call the latter) before the first JAX computation; settings the user made
+themselves are left alone. `cores_kept_awake` is for the span of a data-parallel run on CPU devices."""
+import contextlib
 import ctypes
 import os
 import platform
+import subprocess
+import sys
 
 YNN_FUSIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 # glibc's mallopt parameters (malloc.h) and the environment variables that set them at start-up.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 MALLOC_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+KEEP_AWAKE_ENV = "JAXGEN_KEEP_CORES_AWAKE"
+# A busy loop at SCHED_IDLE, the lowest priority there is (it runs only on a core nothing else wants),
+# that ends soon after its parent (argv[1]) does.
+_SPINNER = """
+import os, sys
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+while os.getppid() == int(sys.argv[1]):
+    for _ in range(100_000):
+        pass
+"""
 # XLA sizes its CPU client's thread pools from these (the first one set), else from the core count.
 THREAD_POOL_ENV = ("PJRT_NPROC", "NPROC")
 
@@ -52,6 +67,42 @@ def run_each_computation_on_one_thread() -> bool:
         return False
     os.environ["PJRT_NPROC"] = "0"
     return True
+
+
+def split_into_devices(count: int) -> bool:
+    """Make the CPU `count` XLA devices. Each device runs its computations on a thread of its own, so a
+    data-parallel program of small computations (one slice of each batch per device, like the dino
+    study's) keeps `count` cores busy where one device, with or without the intra-op pool, keeps one
+    (benchmarks/NOTES.md). Process-wide, for such programs only; call it first thing in the program.
+    Not applied when the user set the flag; returns whether it applied."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if DEVICE_COUNT_FLAG in flags:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={count}".strip()
+    return True
+
+
+@contextlib.contextmanager
+def cores_kept_awake(devices):
+    """While it lasts, one busy loop per CPU device in `devices` at idle priority, so that no core halts
+    between a data-parallel step's computations. Why: XLA:CPU's all-reduce blocks a device's thread until
+    the other devices arrive, and on a VM whose idle cores halt at once (this one's do: `haltpoll` with
+    `guest_halt_poll_ns` 0) waking it takes ~60 us, where a busy core switches to it in a few: the dino
+    study's per-step all-reduce of 20,803 numbers took 85 us in a loop of all-reduces alone, 19 with the
+    cores kept awake (benchmarks/NOTES.md). OpenMP runtimes, PyTorch's among them, spin for the same
+    reason. The loops give way to any other work at once. Yields their process ids; a no-op (no ids)
+    with fewer than two CPU devices, off Linux, or with JAXGEN_KEEP_CORES_AWAKE=0."""
+    count = sum(device.platform == "cpu" for device in devices)
+    if count < 2 or not hasattr(os, "SCHED_IDLE") or os.environ.get(KEEP_AWAKE_ENV) == "0":
+        yield []
+        return
+    spinners = [subprocess.Popen([sys.executable, "-S", "-c", _SPINNER, str(os.getpid())]) for _ in range(count)]
+    try:
+        yield [spinner.pid for spinner in spinners]
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def configure() -> None:

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from benchmarks import contention, run, stylegan, torch_models, workloads  # noqa: E402
+from experiments import dino_diffusion  # noqa: E402
 from jaxgen import cpu  # noqa: E402
 
 
@@ -112,7 +113,8 @@ def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
     epoch = rows["mnist_conv_vae_epoch"]  # whole epochs in turns, with the pure step rate in the same rounds
     assert epoch["images"] == 2048 and len(epoch["round_shares_of_step_rate"]) == workloads.QUICK.rounds
     assert epoch["share_of_step_rate"] == pytest.approx(epoch["jaxgen"] / (epoch["pure_step_rate"] * workloads.BATCH))
-    assert rows["dino_ddpm_run"]["pjrt_nproc"] == "0"  # run as its study runs (jaxgen.cpu)
+    assert rows["dino_ddpm_run"]["pjrt_nproc"] == "0"  # run as its study runs (configure_process)
+    assert rows["dino_ddpm_run"]["devices"] == dino_diffusion.CPU_DEVICES
 
 
 def test_stylegan_workloads_run_on_the_same_weights_at_a_cpu_size(tmp_path):

@@ -1,10 +1,11 @@
 """jaxgen.cpu's settings: at import, convolutions on XLA's own kernels, matmuls on YNNPACK, and freed
 memory kept for reuse instead of page-faulted back in on every step; on request, one thread per
-computation."""
+computation, the CPU split into devices, and the cores kept awake through a data-parallel run."""
 import os
 import platform
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -101,3 +102,68 @@ def test_one_thread_per_computation_reaches_xla_and_respects_the_user():
     assert _xla_threads("imports") == ("True", 1)  # importing jaxgen or a study does not start JAX's backend
     assert _xla_threads("setting", {"PJRT_NPROC": "3"}) == ("False", 3)  # the user's choice is kept
     assert _xla_threads("default") == ("None", max(1, len(os.sched_getaffinity(0))))  # else one per core
+
+
+DEVICES_PROBE = """
+from jaxgen import cpu
+print(cpu.split_into_devices(2))
+import jax
+print(jax.device_count())
+"""
+
+
+def test_splitting_the_cpu_into_devices_reaches_xla_and_respects_the_user():
+    assert _run(DEVICES_PROBE, {}, xla_flags="") == ["True", "2"]
+    assert _run(DEVICES_PROBE, {}, xla_flags=f"{cpu.DEVICE_COUNT_FLAG}=3") == ["False", "3"]
+
+
+class _Device:
+    def __init__(self, platform):
+        self.platform = platform
+
+
+def _state(pid):
+    """The process's state letter (R running, S sleeping, Z exited but not yet reaped), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="SCHED_IDLE and /proc are Linux's")
+def test_cores_kept_awake_spin_at_idle_priority_only_while_it_lasts(monkeypatch):
+    monkeypatch.delenv(cpu.KEEP_AWAKE_ENV, raising=False)
+    with cpu.cores_kept_awake([_Device("cpu"), _Device("cpu"), _Device("gpu")]) as spinners:
+        assert len(spinners) == 2  # one per CPU device
+        deadline = time.monotonic() + 10
+        while any(os.sched_getscheduler(pid) != os.SCHED_IDLE for pid in spinners) and time.monotonic() < deadline:
+            time.sleep(0.01)  # each sets its own policy first thing
+        assert all(os.sched_getscheduler(pid) == os.SCHED_IDLE for pid in spinners)
+        assert all(_state(pid) == "R" for pid in spinners)
+    assert all(_state(pid) is None for pid in spinners)  # killed and reaped
+    with cpu.cores_kept_awake([_Device("cpu")]) as spinners:
+        assert spinners == []  # one device has no one to wait for
+    monkeypatch.setenv(cpu.KEEP_AWAKE_ENV, "0")
+    with cpu.cores_kept_awake([_Device("cpu")] * 2) as spinners:
+        assert spinners == []
+
+
+ORPHAN_PROBE = """
+import os
+from jaxgen import cpu
+class Device: platform = "cpu"
+with cpu.cores_kept_awake([Device(), Device()]) as spinners:
+    print(*spinners, flush=True)
+    os._exit(0)  # no clean-up: the spinners must notice on their own
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="SCHED_IDLE and /proc are Linux's")
+def test_spinners_end_when_their_process_dies_without_cleaning_up():
+    spinners = [int(pid) for pid in _run(ORPHAN_PROBE, {})[0].split()]
+    assert len(spinners) == 2
+    deadline = time.monotonic() + 10
+    while any(_state(pid) not in (None, "Z") for pid in spinners) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_state(pid) in (None, "Z") for pid in spinners)
