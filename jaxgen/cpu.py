@@ -15,18 +15,19 @@ DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 # glibc's mallopt parameters (malloc.h) and the environment variables that set them at start-up.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 MALLOC_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+# XLA sizes its CPU client's thread pools from these (the first one set), else from the core count.
+THREAD_POOL_ENV = ("PJRT_NPROC", "NPROC")
 KEEP_AWAKE_ENV = "JAXGEN_KEEP_CORES_AWAKE"
 # A busy loop at SCHED_IDLE, the lowest priority there is (it runs only on a core nothing else wants),
 # that ends soon after its parent (argv[1]) does.
 _SPINNER = """
 import os, sys
 os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-while os.getppid() == int(sys.argv[1]):
+parent = int(sys.argv[1])
+while os.getppid() == parent:
     for _ in range(100_000):
         pass
 """
-# XLA sizes its CPU client's thread pools from these (the first one set), else from the core count.
-THREAD_POOL_ENV = ("PJRT_NPROC", "NPROC")
 
 
 def prefer_xla_convolutions() -> None:
@@ -87,7 +88,7 @@ def cores_kept_awake(devices):
     """While it lasts, one busy loop per CPU device in `devices` at idle priority, so that no core halts
     between a data-parallel step's computations. Why: XLA:CPU's all-reduce blocks a device's thread until
     the other devices arrive, and on a VM whose idle cores halt at once (this one's do: `haltpoll` with
-    `guest_halt_poll_ns` 0) waking it takes ~60 us, where a busy core switches to it in a few: the dino
+    `guest_halt_poll_ns` 0) waking it takes tens of microseconds, where a busy core switches at once: the dino
     study's per-step all-reduce of 20,803 numbers took 85 us in a loop of all-reduces alone, 19 with the
     cores kept awake (benchmarks/NOTES.md). OpenMP runtimes, PyTorch's among them, spin for the same
     reason. The loops give way to any other work at once. Yields their process ids; a no-op (no ids)
@@ -96,8 +97,10 @@ def cores_kept_awake(devices):
     if count < 2 or not hasattr(os, "SCHED_IDLE") or os.environ.get(KEEP_AWAKE_ENV) == "0":
         yield []
         return
-    spinners = [subprocess.Popen([sys.executable, "-S", "-c", _SPINNER, str(os.getpid())]) for _ in range(count)]
+    spinners = []
     try:
+        for _ in range(count):
+            spinners.append(subprocess.Popen([sys.executable, "-S", "-c", _SPINNER, str(os.getpid())]))
         yield [spinner.pid for spinner in spinners]
     finally:
         for spinner in spinners:
