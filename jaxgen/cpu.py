@@ -30,14 +30,21 @@ while os.getppid() == parent:
 """
 
 
+def _add_xla_flag(flag: str, value) -> bool:
+    """Append `flag=value` to XLA_FLAGS unless the user set that flag; returns whether it did."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag in flags:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {flag}={value}".strip()
+    return True
+
+
 def prefer_xla_convolutions() -> None:
     """XLA:CPU hands matmuls, reductions and convolutions to YNNPACK by default; its convolutions are
     the slow part of our conv models' steps. With XLA's own (Eigen) convolutions a 4x4 stride-2 conv
     layer's forward + backward runs ~1.5x faster (benchmarks/NOTES.md); matmuls and reductions stay
     on YNNPACK. GPU and TPU compilers ignore the flag."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if YNN_FUSIONS_FLAG not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {YNN_FUSIONS_FLAG}=individual_dot,reduce".strip()
+    _add_xla_flag(YNN_FUSIONS_FLAG, "individual_dot,reduce")
 
 
 def keep_freed_memory() -> bool:
@@ -76,11 +83,7 @@ def split_into_devices(count: int) -> bool:
     study's) keeps `count` cores busy where one device, with or without the intra-op pool, keeps one
     (benchmarks/NOTES.md). Process-wide, for such programs only; call it first thing in the program.
     Not applied when the user set the flag; returns whether it applied."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if DEVICE_COUNT_FLAG in flags:
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={count}".strip()
-    return True
+    return _add_xla_flag(DEVICE_COUNT_FLAG, count)
 
 
 @contextlib.contextmanager
