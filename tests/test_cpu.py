@@ -3,13 +3,12 @@ memory kept for reuse instead of page-faulted back in on every step; on request,
 computation, the CPU split into devices, and the cores kept awake through a data-parallel run."""
 import os
 import platform
-import subprocess
-import sys
 import time
 
 import pytest
 
 from jaxgen import cpu
+from tests.probes import run_probe
 
 PLACEMENT_PROBE = """
 import jax, jax.numpy as jnp, os
@@ -40,24 +39,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _run(code, extra_env, *args, xla_flags=None):
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",) + cpu.MALLOC_ENV + cpu.THREAD_POOL_ENV}
-    if xla_flags is not None:
-        env["XLA_FLAGS"] = xla_flags
-    done = subprocess.run([sys.executable, "-c", code, *args], env={**env, **extra_env}, capture_output=True,
-                          text=True, check=True)
-    return done.stdout.strip().splitlines()
-
-
 def test_importing_jaxgen_moves_convolutions_off_ynnpack_and_keeps_user_flags():
-    flags, conv, dot = _run(PLACEMENT_PROBE, {}, xla_flags="--xla_force_host_platform_device_count=2")
+    flags, conv, dot = run_probe(PLACEMENT_PROBE, {}, xla_flags="--xla_force_host_platform_device_count=2")
     assert flags.startswith("--xla_force_host_platform_device_count=2 ")  # the user's flags are kept
     assert (conv, dot) == ("conv-xla", "dot-ynn")
 
 
 def test_a_user_setting_of_the_ynn_flag_wins():
     user_flag = "--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution,reduce"
-    flags, conv, dot = _run(PLACEMENT_PROBE, {}, xla_flags=user_flag)
+    flags, conv, dot = run_probe(PLACEMENT_PROBE, {}, xla_flags=user_flag)
     assert flags == user_flag
     assert (conv, dot) == ("conv-ynn", "dot-ynn")
 
@@ -65,9 +55,9 @@ def test_a_user_setting_of_the_ynn_flag_wins():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def test_importing_jaxgen_keeps_freed_memory_for_reuse():
     pages = (64 << 20) // 4096
-    fresh = int(_run(FAULTS_PROBE, {}, "plain")[0])
-    reused = int(_run(FAULTS_PROBE, {}, "import")[0])
-    user_choice = int(_run(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "import")[0])
+    fresh = int(run_probe(FAULTS_PROBE, {}, "plain")[0])
+    reused = int(run_probe(FAULTS_PROBE, {}, "import")[0])
+    user_choice = int(run_probe(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "import")[0])
     assert fresh > pages // 2 and user_choice > pages // 2  # glibc's default: fresh mmap pages each time
     assert reused < pages // 20
 
@@ -92,7 +82,7 @@ print(names.count("tf_XLAEigen"))
 
 
 def _xla_threads(mode, extra_env=None):
-    applied, threads = _run(THREADS_PROBE, extra_env or {}, mode)
+    applied, threads = run_probe(THREADS_PROBE, extra_env or {}, mode)
     return applied, int(threads)
 
 
@@ -113,8 +103,8 @@ print(jax.device_count())
 
 
 def test_splitting_the_cpu_into_devices_reaches_xla_and_respects_the_user():
-    assert _run(DEVICES_PROBE, {}, xla_flags="") == ["True", "2"]
-    assert _run(DEVICES_PROBE, {}, xla_flags=f"{cpu.DEVICE_COUNT_FLAG}=3") == ["False", "3"]
+    assert run_probe(DEVICES_PROBE, {}, xla_flags="") == ["True", "2"]
+    assert run_probe(DEVICES_PROBE, {}, xla_flags=f"{cpu.DEVICE_COUNT_FLAG}=3") == ["False", "3"]
 
 
 class _Device:
@@ -161,7 +151,7 @@ with cpu.cores_kept_awake([Device(), Device()]) as spinners:
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="SCHED_IDLE and /proc are Linux's")
 def test_spinners_end_when_their_process_dies_without_cleaning_up():
-    spinners = [int(pid) for pid in _run(ORPHAN_PROBE, {})[0].split()]
+    spinners = [int(pid) for pid in run_probe(ORPHAN_PROBE, {})[0].split()]
     assert len(spinners) == 2
     deadline = time.monotonic() + 10
     while any(_state(pid) not in (None, "Z") for pid in spinners) and time.monotonic() < deadline:

@@ -1,14 +1,11 @@
 """jaxgen.parallel, and the dino study's data-parallel training run on 2 CPU devices against 1. Each probe
 runs in a subprocess made of two forced CPU devices (a device count is fixed when JAX starts)."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.probes import run_probe
 
 PRIMITIVES_PROBE = """
 import json
@@ -59,10 +56,7 @@ print(json.dumps({"devices": jax.device_count(), "runs": runs}))
 
 
 def _on_two_devices(code):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(run_probe(code, {}, xla_flags="--xla_force_host_platform_device_count=2")[-1])
 
 
 def test_slices_sums_and_per_device_gradients():
