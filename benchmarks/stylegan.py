@@ -4,7 +4,7 @@ targets at 1024 px with MSE + LPIPS, jaxgen only).
 
 They run by default only when a GPU is present. On a CPU, `--only stylegan2_step stylegan_inversion
 --quick` runs them at 32 px: the same code, as a smoke test. Both sides use the same weights: the
-PyTorch generator is pickled as the official releases are and converted with `jaxgen.convert`.
+PyTorch generator is pickled as the official releases are and converted with `jaxgen.stylegan.convert`.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import torch
 
 from benchmarks import torch_models
 from benchmarks.workloads import alternated_row, alternate, jax_parameter_count, torch_device, torch_synchronize
-from jaxgen import inversion
-from jaxgen.convert import convert, load_generator
-from jaxgen.models.stylegan2 import StyleGAN2Config
-from jaxgen.perceptual import load_lpips_vgg
+from jaxgen.stylegan import invert as inversion
+from jaxgen.stylegan.convert import convert
+from jaxgen.stylegan.generator import StyleGAN2Config, load_generator
+from jaxgen.stylegan.perceptual import load_lpips_vgg
 
 
 @dataclass(frozen=True)

