@@ -1,7 +1,6 @@
 """StyleGAN2 inversion in z, w and w+, an MSE versus a perceptual loss, and w+ layer crossover.
 
-    python -m jaxgen.convert stylegan2-ffhq-1024x1024.pkl weights/ffhq1024    # once, needs torch
-    python -m experiments.stylegan_inversion --weights weights/ffhq1024        # face photos, needs a GPU at 1024 px
+    python -m experiments.stylegan_inversion --weights ffhq                    # face photos, needs a GPU at 1024 px
     python -m experiments.stylegan_inversion --self-test                       # seeded random 32 px generator, CPU
     python -m experiments.stylegan_inversion --self-test --quick               # same code path, under a minute or two
 
@@ -35,7 +34,8 @@ from matplotlib.patches import Rectangle
 from experiments.common import StudyOutput, markdown_table, study_parser
 from jaxgen import data, metrics, plots
 from jaxgen.stylegan import invert as inversion
-from jaxgen.stylegan.generator import (StyleGAN2Config, StyleGAN2Generator, estimate_w_avg, load_generator,
+from jaxgen.stylegan import weights
+from jaxgen.stylegan.generator import (StyleGAN2Config, StyleGAN2Generator, estimate_w_avg,
                                        variable_shapes)
 from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
 
@@ -52,12 +52,9 @@ SELF_TEST_PSI = 0.7  # truncation of the target latents towards w_avg
 SELF_TEST_LPIPS_RESOLUTION = 48  # see the --self-test note in write_report
 
 MISSING_WEIGHTS = """No generator given. This study inverts photos into a pretrained StyleGAN2, e.g. FFHQ 1024x1024:
-  1. Download NVIDIA's release pickle stylegan2-ffhq-1024x1024.pkl (the StyleGAN2 paper's FFHQ network,
-     config F, in the PyTorch release format; NGC catalog: nvidia/research/models/stylegan2, files):
-       https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/stylegan2-ffhq-1024x1024.pkl
-  2. Convert it to jaxgen's format (needs torch, for reading the pickle only):
-       python -m jaxgen.convert stylegan2-ffhq-1024x1024.pkl weights/ffhq1024
-  3. Run:  python -m experiments.stylegan_inversion --weights weights/ffhq1024
+  python -m experiments.stylegan_inversion --weights ffhq
+downloads NVIDIA's stylegan2-ffhq-1024x1024.pkl (about 380 MB, once), converts it and caches the result.
+Other names: {names}; or a URL, a .pkl / .pt file, or a converted folder.
 To check the whole pipeline without weights:  python -m experiments.stylegan_inversion --self-test"""
 
 
@@ -75,9 +72,11 @@ QUICK = Budget(iterations=10, steps_per_call=10, self_test_targets=5)
 def parse_args(argv=None):
     parser = study_parser(NAME, __doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", help="folder written by `python -m jaxgen.convert` (see the message without it)")
+    source.add_argument("--weights", help="a release name (ffhq, metfaces, afhqcat, ...: jaxgen.stylegan.weights), "
+                                          "a URL, a .pkl / .pt file or a converted folder")
     source.add_argument("--self-test", action="store_true",
                         help="seeded random 32 px generator and targets it generated itself (runs on CPU)")
+    parser.add_argument("--weights-sha256", help="the sha256 the downloaded weights file must have")
     parser.add_argument("--targets", nargs="+", help="image files (default: DATA_DIR/faces/aligned_ffhq_style/*)")
     parser.add_argument("--iterations", type=int, help="Adam iterations (default 1000, --quick 10)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
@@ -93,7 +92,7 @@ def parse_args(argv=None):
                              f"every pair or {CROSSOVER_PAIRS} times, one per pair (default {DEFAULT_CROP_BOX})")
     args = parser.parse_args(argv)
     if not (args.weights or args.self_test):
-        raise SystemExit(MISSING_WEIGHTS)
+        raise SystemExit(MISSING_WEIGHTS.format(names=", ".join(weights.supported_names()[1:])))
     if args.crop_box and len(args.crop_box) not in (1, CROSSOVER_PAIRS):
         parser.error(f"give --crop-box once or {CROSSOVER_PAIRS} times")
     return args
@@ -258,7 +257,7 @@ def main(argv=None):
         names = [f"generated_{i}" for i in range(len(targets))]
         np.savez(output.figure("self_test_targets.npz"), targets=targets, w_plus=true_w_plus)
     else:
-        module, variables = load_generator(args.weights)
+        module, variables, source = weights.load(args.weights, args.weights_sha256)
         files = target_files(args)
         targets = inversion.load_targets(files, module.config.img_resolution)
         names = [f.name for f in files]
@@ -291,6 +290,7 @@ def main(argv=None):
         "largest centred square, Lanczos resize to the generator's resolution, no face alignment",
     }
     results = {"mode": "self_test" if args.self_test else "weights", "weights": args.weights,
+               "weights_source": None if args.self_test else source.describe(),
                "budget": "quick" if args.quick else "full", "seed": args.seed, "generator": config.to_dict(),
                "targets": names, "hyperparameters": hyperparameters}
 

@@ -142,7 +142,7 @@ def test_study_without_weights_explains_how_to_get_them():
     with pytest.raises(SystemExit) as stopped:
         stylegan_inversion.main([])
     message = str(stopped.value.code)
-    assert "stylegan2-ffhq-1024x1024.pkl" in message and "python -m jaxgen.convert" in message
+    assert "stylegan2-ffhq-1024x1024.pkl" in message and "--weights ffhq" in message and "metfaces" in message
     assert "--self-test" in message
 
 
