@@ -216,7 +216,7 @@ def dino_ddpm_run(budget: Budget) -> dict:
     from experiments import dino_diffusion as study
 
     points = dino_points()
-    run_budget = study.Budget(epochs=budget.dino_epochs)
+    run_budget = study.get_config().replace(epochs=budget.dino_epochs)
     schedule = ddpm.linear_schedule(study.NUM_STEPS, study.BETA_MIN, study.BETA_MAX)
     eval_set = study.fixed_eval_set(points, run_budget.eval_repeats, 0)
     model = DenoisingMLP("fourier", study.NUM_STEPS)

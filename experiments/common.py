@@ -1,48 +1,292 @@
-"""What every study shares: the command line, the output folder, results.json and report.md.
+"""What every study shares: the command line, the error boundary, the output folder, results.json and report.md.
 
-Outputs are staged in `<out>/.staging` and moved into place only when the study finishes,
-so a failed run never overwrites the figures or numbers of a finished one.
+The command line of a study is generated from its config (`experiments/configs/NAME.py`): every field is a
+flag (`--batch-size 16`) and a config override (`--config.batch_size=16`), validated before anything is
+loaded. Common flags: --quick --out --data-dir --resume --overwrite --debug.
+
+The output folder holds a `run.json` naming the study, its config and whether the run finished; a study
+writes into `--out` only when it is empty, holds this study's own unfinished run (continued with --resume),
+or --overwrite is given. Results are staged in `<out>/.staging` and moved into place only when the study
+finishes, so a failed run never leaves a half-replaced folder; the folder is created on the first write,
+after the data has loaded, so a failed start leaves nothing behind.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from jaxgen import train
+from experiments import configs
+from jaxgen.errors import ConfigError, OutputFolderError, UserError
+
+MARKER = "run.json"
+STAGING = ".staging"
+# What a study run writes at the top of its folder besides its figures; --overwrite removes these.
+RUN_ARTIFACTS = (MARKER, "results.json", "report.md", STAGING, "checkpoints", "models")
+DEBUG_ENV = "JAXGEN_DEBUG"
+_ACTIVE: list["StudyOutput"] = []  # outputs opened in this process, tidied by the error boundary
 
 
-def study_parser(name: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny budget on the same code path (a smoke test, under 2 minutes on 2 cores)")
-    parser.add_argument("--out", default=None, help=f"output folder (default runs/{name}, or runs/{name}_quick with --quick)")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the original data files (default $JAXGEN_DATA_DIR, then TFDS)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the checkpoints in OUT/checkpoints (finished models are reused)")
-    parser.add_argument("--overwrite", action="store_true", help="discard checkpoints of an earlier run in OUT")
+# ---------------------------------------------------------------------------------------------- command line
+
+def study_parser(name: str, description: str, get_config: Callable | None = None) -> argparse.ArgumentParser:
+    """The study's parser: the common flags, then one flag per config field (when `get_config` is given).
+    Parse it with `parse_study_args`; a study may add flags of its own before that."""
+    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = parser.add_argument_group("common flags")
+    common.add_argument("--quick", action="store_true",
+                        help="the smallest budget on the same code path (a smoke run of about a minute)")
+    common.add_argument("--out", default=None,
+                        help=f"output folder (default runs/{name}, or runs/{name}_quick with --quick)")
+    common.add_argument("--data-dir", default=None,
+                        help="folder of the data files and download cache (default $JAXGEN_DATA_DIR, "
+                             "then the user cache folder)")
+    common.add_argument("--resume", action="store_true",
+                        help="continue this study's unfinished run in OUT (finished models are reused)")
+    common.add_argument("--overwrite", action="store_true",
+                        help="replace the run in OUT (its results, figures and checkpoints)")
+    common.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
+    parser.set_defaults(_study=name, _get_config=get_config)
+    if get_config is None:  # a study without a config (yet): the seed alone
+        common.add_argument("--seed", type=int, default=0)
+        return parser
+    full, quick = get_config(None), get_config("quick")
+    group = parser.add_argument_group(
+        f"config (experiments/configs/{name}.py); each flag is also --config.FIELD=VALUE; "
+        "defaults are the assignment's, --quick changes those marked")
+    kinds = configs.field_types(type(full))
+    for field in dataclasses.fields(full):
+        default, quick_default = getattr(full, field.name), getattr(quick, field.name)
+        text = f"{field.metadata.get('help', '')}; {configs.describe_range(field, kinds[field.name])}. " \
+               f"Default {_show(default)}" + (f" (--quick: {_show(quick_default)})" if quick_default != default else "")
+        options = [configs.flag(field.name), f"--config.{field.name}"]
+        extra = {"nargs": "?", "const": "true"} if kinds[field.name] is bool else {}
+        group.add_argument(*options, dest=f"config__{field.name}", default=None,
+                           metavar=configs.metavar(type(full), field.name),
+                           help=text.replace("%", "%%"), **extra)
     return parser
 
 
-class StudyOutput:
-    """The output folder of one study run."""
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "all" if value is None else str(value)
 
-    def __init__(self, name: str, args: argparse.Namespace):
-        default = f"runs/{name}_quick" if args.quick else f"runs/{name}"
+
+def parse_study_args(parser: argparse.ArgumentParser, argv=None):
+    """(args, config): the flags, and the validated config (quick variant with --quick, then the overrides).
+    `args.seed` is the config's seed and `args.config` the config, for code that reads them there."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other: pass one of them")
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out is empty: give a folder")
+    if args.data_dir and Path(args.data_dir).is_file():
+        raise ConfigError(f"--data-dir {args.data_dir} is a file: give the folder that holds the data files")
+    if args._get_config is None:
+        args.config = None
+        return args, None
+    config = args._get_config("quick" if args.quick else None)
+    overrides, sources = {}, {}
+    for field in dataclasses.fields(config):
+        text = getattr(args, f"config__{field.name}")
+        if text is None:
+            continue
+        used = f"--config.{field.name}"
+        source = used if any(a == used or a.startswith(used + "=") for a in argv) else configs.flag(field.name)
+        sources[field.name] = source
+        overrides[field.name] = configs.parse_value(type(config), field.name, text, source)
+    config = configs.validate(config.replace(**overrides), sources)
+    args.config, args.seed = config, config.seed
+    return args, config
+
+
+# ------------------------------------------------------------------------------------------- error boundary
+
+def entry_point(run: Callable, argv=None) -> None:
+    """Run a study's `main(argv)` as a command: an error a user can fix (jaxgen.errors.UserError) becomes one
+    line on stderr and its kind's exit code (--debug or JAXGEN_DEBUG=1 shows the traceback); anything else
+    is a bug and keeps its traceback. Background threads are stopped before the interpreter shuts down."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    try:
+        run(argv)
+    except UserError as error:
+        abandon_outputs()
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        _exit_quietly(f"error: {message}", error.exit_code)
+    except BaseException:
+        abandon_outputs()
+        raise
+    _exit_quietly(None, 0)
+
+
+def _exit_quietly(message: str | None, code: int) -> None:
+    """Print `message`, then exit without the shutdown tracebacks of threads still running (orbax's writers,
+    prefetchers): their work is either done (checkpoints are awaited) or abandoned with the run."""
+    _close_progress_bars()
+    sys.stdout.flush()
+    if message:
+        print(message, file=sys.stderr)
+    sys.stderr.flush()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+    if others and code:
+        os._exit(code)
+    sys.exit(code)
+
+
+def _close_progress_bars() -> None:
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
+def abandon_outputs() -> None:
+    """Tidy the output folders of a failed run (see `StudyOutput.abandon`)."""
+    while _ACTIVE:
+        _ACTIVE.pop().abandon()
+
+
+# ------------------------------------------------------------------------------------------- output folder
+
+class StudyOutput:
+    """The output folder of one study run. Constructing it checks the folder (refusing one that would lose
+    results) and writes nothing; the folder is created on the first write (`open`, a figure or a checkpoint),
+    which a study makes after its data has loaded."""
+
+    def __init__(self, name: str, args: argparse.Namespace, config: configs.StudyConfig | None = None):
+        self.name = name
+        self.config = config if config is not None else getattr(args, "config", None)
+        self.budget = "quick" if getattr(args, "quick", False) else "full"
+        self.resume, self.overwrite = bool(getattr(args, "resume", False)), bool(getattr(args, "overwrite", False))
+        default = f"runs/{name}_quick" if self.budget == "quick" else f"runs/{name}"
         self.root = Path(args.out or default)
-        self.staging = self.root / ".staging"
-        if self.staging.exists():
-            shutil.rmtree(self.staging)
-        self.staging.mkdir(parents=True)
+        self.staging = self.root / STAGING
         self.started = self._phase_started = time.time()
         self.phase_seconds: dict[str, float] = {}
+        self.resumed: dict[str, dict] = {}
+        self._opened = False
+        self._created_root = False
+        self._previous_marker: str | None = None
+        self._check()
+
+    # -- the checks, before anything is written
+    def _config_dict(self) -> dict | None:
+        return None if self.config is None else self.config.to_dict()
+
+    def _check(self) -> None:
+        root, flag = self.root, f"--out {self.root}"
+        for parent in [root, *root.parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputFolderError(f"{flag}: {parent} is a file, not a folder; choose another --out")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise OutputFolderError(f"{flag}: {parent} is not writable; choose another --out")
+                break
+        if not root.exists() or not any(root.iterdir()):
+            return
+        marker = _read_marker(root)
+        if marker is None:
+            self._check_unmarked(flag)
+            return
+        self._previous_marker = (root / MARKER).read_text()
+        study, state = marker.get("study"), marker.get("state", "unfinished")
+        if study != self.name:
+            if not self.overwrite:
+                raise OutputFolderError(
+                    f"{flag} holds a {state} {study} run ({root / MARKER}); choose another --out, "
+                    f"or pass --overwrite to replace it")
+            return
+        if self.overwrite:
+            return
+        differences = _differences(marker.get("config"), self._config_dict())
+        if state == "finished" and differences:
+            raise OutputFolderError(
+                f"{flag} holds a finished {study} run with another config ({differences}); choose another --out, "
+                "or pass --overwrite to replace it")
+        if state == "finished" and not self.resume:
+            raise OutputFolderError(
+                f"{flag} holds a finished {study} run with this config; pass --resume to reuse its trained models, "
+                "--overwrite to train again, or choose another --out")
+        if state != "finished" and not self.resume:
+            raise OutputFolderError(
+                f"{flag} holds an unfinished {study} run; pass --resume to continue it, or --overwrite to start over")
+        if differences:
+            raise OutputFolderError(
+                f"{flag} holds an unfinished {study} run with another config ({differences}); pass the same "
+                "settings with --resume, or --overwrite to start over")
+
+    def _check_unmarked(self, flag: str) -> None:
+        """A non-empty folder without run.json: a run of an older version, or something else entirely."""
+        if self.overwrite:
+            return
+        root = self.root
+        results = root / "results.json"
+        if results.exists():
+            try:
+                study = json.loads(results.read_text()).get("study", "earlier")
+            except (ValueError, OSError, AttributeError):
+                study = "earlier"
+            if study in (self.name, "earlier") and self.resume:
+                return
+            raise OutputFolderError(f"{flag} holds the results of an {study} run ({results}); choose another "
+                                    "--out, or pass --overwrite to replace them")
+        names = sorted(p.name for p in root.iterdir())
+        if self.resume and set(names) <= {"checkpoints", "models", STAGING}:
+            return
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise OutputFolderError(f"{flag} is not empty ({shown}) and holds no {self.name} run; choose an empty or "
+                                "new folder, or pass --overwrite to write into it")
+
+    # -- writing
+    def open(self) -> "StudyOutput":
+        """Create the folder (replacing an earlier run's files with --overwrite) and mark the run unfinished."""
+        if self._opened:
+            return self
+        root = self.root
+        if self.overwrite and root.exists():
+            previous = _read_marker(root) or {}
+            for name in list(RUN_ARTIFACTS) + list(previous.get("files", [])):
+                _remove(root / name)
+            if not previous:
+                for path in list(root.glob("*.png")) + list(root.glob("*.npz")):
+                    _remove(path)
+        self._created_root = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            if self.staging.exists():
+                shutil.rmtree(self.staging)
+            self.staging.mkdir()
+        except OSError as error:
+            raise OutputFolderError(f"--out {root}: cannot create the folder ({error.strerror})") from error
+        self._write_marker("unfinished")
+        self._opened = True
+        _ACTIVE.append(self)
+        return self
+
+    def _write_marker(self, state: str, files: list[str] | None = None) -> None:
+        marker = {"study": self.name, "state": state, "budget": self.budget, "config": self._config_dict(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))}
+        if files is not None:
+            marker["files"] = files
+        (self.root / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
     def phase(self, name: str) -> None:
         """Print how long the study's latest phase took; the times also go to results.json."""
@@ -52,37 +296,107 @@ class StudyOutput:
         print(f"{name}: {self.phase_seconds[name]:.1f} s")
 
     def checkpoint_dir(self, model: str) -> Path:
+        self.open()
         return self.root / "checkpoints" / model
 
     def model_dir(self, model: str) -> Path:
+        self.open()
         return self.root / "models" / model
 
     def figure(self, filename: str) -> Path:
+        self.open()
         return self.staging / filename
+
+    def note_resumed(self, model: str, epoch: int, step: int, of_epochs: int | None = None) -> None:
+        """Record that `model` continued from a checkpoint after `epoch` epochs (`step` optimizer steps)."""
+        self.resumed[model] = {"epoch": int(epoch), "step": int(step),
+                               **({"of_epochs": int(of_epochs)} if of_epochs is not None else {})}
 
     def finish(self, results: dict, report: str) -> None:
         """Write results.json and report.md, then move every staged file into place."""
-        results = {**results, "runtime_seconds": round(time.time() - self.started, 1)}
+        self.open()
+        results = {"study": self.name, "budget": self.budget, **results}
+        if self.config is not None:
+            results["config"] = self.config.to_dict()
+        results["runtime_seconds"] = round(time.time() - self.started, 1)
         if self.phase_seconds:
             results["phase_seconds"] = self.phase_seconds
+        if self.resumed:
+            results["resumed"] = self.resumed
         (self.staging / "results.json").write_text(json.dumps(to_jsonable(results), indent=2))
         (self.staging / "report.md").write_text(report)
-        for path in self.staging.iterdir():
-            os.replace(path, self.root / path.name)
+        files = sorted(p.name for p in self.staging.iterdir())
+        for name in files:
+            target = self.root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(self.staging / name, target)
         self.staging.rmdir()
-        print(f"wrote {self.root}/results.json, report.md and {len(list(self.root.glob('*.png')))} figures")
+        self._write_marker("finished", files)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        figures = sum(name.endswith(".png") for name in files)
+        print(f"wrote {self.root}/results.json, report.md and {figures} figures")
+
+    def abandon(self) -> None:
+        """After a failure: drop the staged files; remove the folder if this run created it and left nothing
+        worth keeping (no checkpoint); else put back the marker it found (an unfinished run stays one)."""
+        if not self._opened:
+            return
+        shutil.rmtree(self.staging, ignore_errors=True)
+        kept = [p for p in self.root.iterdir() if p.name != MARKER] if self.root.exists() else []
+        if self._created_root and not kept:
+            shutil.rmtree(self.root, ignore_errors=True)
+        elif self._previous_marker is not None and not self.overwrite:
+            (self.root / MARKER).write_text(self._previous_marker)
+        self._opened = False
 
 
-def train_model(name: str, params, objective, train_set, test_set, budget, epochs: int, args, output,
+def _read_marker(root: Path) -> dict | None:
+    try:
+        marker = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and "study" in marker else None
+
+
+def _differences(there: dict | None, here: dict | None, shown: int = 3) -> str:
+    """'epochs 2 there, 1 here; ...' for the fields that differ ('' when none)."""
+    if there is None or here is None:
+        return ""
+    keys = [k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+    parts = [f"{configs.flag(k)} {_show(there.get(k))} there, {_show(here.get(k))} here" for k in keys[:shown]]
+    return "; ".join(parts) + ("; ..." if len(keys) > shown else "")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+def train_model(name: str, params, objective, train_set, test_set, config, epochs: int, args, output,
                 cosine_decay: bool = False):
     """Adam-train one model of a study with checkpoints under OUT/checkpoints/NAME; (params, history).
-    `budget` provides batch_size and learning_rate."""
-    config = train.TrainConfig(epochs=epochs, batch_size=budget.batch_size, learning_rate=budget.learning_rate,
-                               seed=args.seed, cosine_decay=cosine_decay)
-    state = train.create_train_state(params, train.adam(config, len(train_set) // budget.batch_size))
-    state, history = train.fit(state, objective, train_set, test_set, config, output.checkpoint_dir(name),
-                               resume=args.resume, overwrite=args.overwrite, desc=name)
+    `config` provides batch_size, learning_rate and seed; `args` the --resume / --overwrite flags."""
+    from jaxgen import train  # JAX starts here, not when the command line is parsed
+
+    settings = train.TrainConfig(epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                                 seed=getattr(config, "seed", args.seed), cosine_decay=cosine_decay)
+    state = train.create_train_state(params, train.adam(settings, len(train_set) // config.batch_size))
+    state, history = train.fit(state, objective, train_set, test_set, settings, output.checkpoint_dir(name),
+                               resume=args.resume, overwrite=args.overwrite, desc=name,
+                               on_resume=lambda epoch, step: output.note_resumed(name, epoch, step, epochs))
     return state.params, history
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+SMOKE_RUN_NOTE = ("This is a --quick smoke run: its budget only checks that the code runs end to end, so its "
+                  "figures and numbers are not meaningful.")
 
 
 def to_jsonable(value):
@@ -96,6 +410,8 @@ def to_jsonable(value):
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
 
 
@@ -103,7 +419,7 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-        if isinstance(v, (int, np.integer)):
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             return f"{v:,}"
         return str(v)
 

@@ -2,10 +2,10 @@
 
     python -m experiments.dino_diffusion            # full budget, about a minute on 2 CPU cores
     python -m experiments.dino_diffusion --quick    # same code path, tiny budget
+
+The config (budget, Fourier scale) is experiments/configs/dino_diffusion.py; --help lists its flags.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -14,27 +14,15 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
-from experiments.common import StudyOutput, markdown_table, study_parser
+from experiments import common
+from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser
+from experiments.configs.dino_diffusion import get_config
 from jaxgen import checkpoints, cpu, data, ddpm, metrics, optim, parallel, train
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
 NAME = "dino_diffusion"
 
-
-@dataclass(frozen=True)
-class Budget:
-    epochs: int = 400
-    steps_per_epoch: int = 50
-    batch_size: int = 256  # drawn with replacement from the 142 points, fresh t and noise each step
-    learning_rate: float = 1e-3
-    grad_clip_norm: float = 1.0
-    eval_repeats: int = 10  # the fixed test set holds 142 x 10 (x0, t, eps) triples
-    num_samples: int = 1000
-
-
-FULL = Budget()
-QUICK = Budget(epochs=10, steps_per_epoch=20)
 
 NUM_STEPS, BETA_MIN, BETA_MAX = 50, 1e-4, 2e-2
 # The study trains data-parallel on two CPU devices, one per core of a 2-core machine: a fixed count, so
@@ -47,9 +35,8 @@ TRAJECTORY_TIMES = (50, 40, 30, 20, 10, 5, 0)
 # In standardized units the dino spans about 4 x 3; 0.2 resolves its head, feet and spines.
 MMD_BANDWIDTH = 0.2
 SMOOTHING = 10  # epochs in the moving average of the plotted test loss
-# B ~ N(0, 1): frequencies up to ~2-3 cycles per standard deviation, enough for the dino's detail
-# without the high-frequency noise that scales >= 5 give on 142 points.
-DEFAULT_FOURIER_SCALE = 1.0
+# The default Fourier scale, B ~ N(0, 1): frequencies up to ~2-3 cycles per standard deviation, enough for
+# the dino's detail without the high-frequency noise that scales >= 5 give on 142 points.
 
 
 def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
@@ -143,31 +130,30 @@ def train_or_restore(variant, model, variables, train_run, args, output):
     checkpoints.prepare_run_directory(directory, args.resume, args.overwrite)
     if args.resume and (directory / "params").exists():
         restored, meta = checkpoints.load_params(directory, variables)
+        epochs = len(meta["history"]["train"]["loss"])
+        print(f"{variant}: already trained ({epochs} epochs), reused from {directory}")
+        output.note_resumed(variant, epochs, epochs * output.config.steps_per_epoch)
         return restored, meta["history"]
     trained, history = run_training(train_run, variables)
     history = jax.tree.map(lambda v: np.asarray(v).tolist(), history)
     if not np.all(np.isfinite(history["train"]["loss"])):
-        raise FloatingPointError(f"{variant}: the training loss became NaN/inf; nothing was saved. "
-                                 "Lower the learning rate or the Fourier scale.")
+        raise train.NonFiniteLossError(f"{variant}: the training loss became NaN/inf; nothing was saved. "
+                                       "Lower --learning-rate or --fourier-scale.")
     checkpoints.save_params(directory, trained, {"variant": variant, "history": history,
                                                  "fourier_scale": model.fourier_scale})
     return trained, history
 
 
 def main(argv=None):
-    parser = study_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--fourier-scale", type=float, default=DEFAULT_FOURIER_SCALE,
-                        help="standard deviation of the fixed Gaussian frequency matrices B")
-    args = parser.parse_args(argv)
-    budget = QUICK if args.quick else FULL
-    output = StudyOutput(NAME, args)
+    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
+    output = StudyOutput(NAME, args, config)
     raw = data.load_datasaurus("dino", args.data_dir)
+    output.open()
     points = jnp.asarray((raw - raw.mean(0)) / raw.std(0))
     schedule = ddpm.linear_schedule(NUM_STEPS, BETA_MIN, BETA_MAX)
-    results = {"budget": "quick" if args.quick else "full", "seed": args.seed, "config": budget.__dict__,
+    results = {"budget": output.budget, "config": config.to_dict(),
                "schedule": {"T": NUM_STEPS, "beta_min": BETA_MIN, "beta_max": BETA_MAX},
-               "fourier_scale": args.fourier_scale, "mmd_bandwidth": MMD_BANDWIDTH,
-               "num_points": int(points.shape[0])}
+               "mmd_bandwidth": MMD_BANDWIDTH, "num_points": int(points.shape[0])}
 
     # Forward process figures.
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -178,7 +164,7 @@ def main(argv=None):
     ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=f"linear schedule, T={NUM_STEPS}, β {BETA_MIN:g}→{BETA_MAX:g}")
     save_figure(fig, output.figure("alpha_bar.png"))
     fig, axes = plt.subplots(1, len(FORWARD_TIMES), figsize=(3 * len(FORWARD_TIMES), 3))
-    noise = jax.random.normal(jax.random.key(args.seed), points.shape)
+    noise = jax.random.normal(jax.random.key(config.seed), points.shape)
     for ax, t in zip(axes, FORWARD_TIMES):
         x_t = ddpm.q_sample(schedule, points, jnp.full((points.shape[0],), t), noise)
         scatter(ax, np.asarray(x_t), f"t = {t}, ᾱ = {float(schedule.alpha_bars[t]):.3f}", 6)
@@ -191,20 +177,20 @@ def main(argv=None):
     save_figure(fig, output.figure("alpha_bar_schedules.png"))
 
     # Reverse process: three variants, same schedule, optimizer, seed, batches and budget.
-    eval_set = fixed_eval_set(np.asarray(points), budget.eval_repeats, args.seed)
-    sample_rng = jax.random.fold_in(jax.random.key(args.seed), 999)
-    bootstrap = points[np.random.default_rng(args.seed).integers(0, points.shape[0], budget.num_samples)]
+    eval_set = fixed_eval_set(np.asarray(points), config.eval_repeats, config.seed)
+    sample_rng = jax.random.fold_in(jax.random.key(config.seed), 999)
+    bootstrap = points[np.random.default_rng(config.seed).integers(0, points.shape[0], config.num_samples)]
     results["data_floor"] = {"mmd": float(metrics.gaussian_mmd(bootstrap, points, MMD_BANDWIDTH)),
                              "chamfer": float(metrics.chamfer_distance(bootstrap, points))}
     samples, trajectories = {}, {}
     for variant in EMBEDDINGS:
-        model = DenoisingMLP(variant, NUM_STEPS, fourier_scale=args.fourier_scale)
-        variables = model.init(jax.random.key(args.seed), points[:1], jnp.ones((1,), jnp.int32))
-        train_run = make_train_run(model, schedule, points, eval_set, budget, args.seed)
+        model = DenoisingMLP(variant, NUM_STEPS, fourier_scale=config.fourier_scale)
+        variables = model.init(jax.random.key(config.seed), points[:1], jnp.ones((1,), jnp.int32))
+        train_run = make_train_run(model, schedule, points, eval_set, config, config.seed)
         trained, history = train_or_restore(variant, model, variables, train_run, args, output)
         predict = jax.jit(lambda x, t, v=trained, m=model: m.apply(v, x, t))
         samples[variant], trajectories[variant] = ddpm.ancestral_sample(
-            predict, schedule, sample_rng, (budget.num_samples, 2), return_trajectory=True)
+            predict, schedule, sample_rng, (config.num_samples, 2), return_trajectory=True)
         results[variant] = {"final_test_loss": history["test"]["loss"][-1],
                             "mmd": float(metrics.gaussian_mmd(samples[variant], points, MMD_BANDWIDTH)),
                             "chamfer": float(metrics.chamfer_distance(samples[variant], points)),
@@ -214,7 +200,7 @@ def main(argv=None):
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for variant in EMBEDDINGS:
-        ax.plot(np.arange(SMOOTHING, budget.epochs + 1) if budget.epochs >= SMOOTHING else [budget.epochs],
+        ax.plot(np.arange(SMOOTHING, config.epochs + 1) if config.epochs >= SMOOTHING else [config.epochs],
                 moving_average(results[variant]["history"]["test"]["loss"], SMOOTHING), label=variant)
     ax.set(xlabel="epoch", ylabel="test ε-MSE", title=f"test loss ({SMOOTHING}-epoch moving average)")
     ax.legend()
@@ -249,7 +235,7 @@ def write_report(results) -> str:
 ({results['config']['epochs']} epochs × {results['config']['steps_per_epoch']} Adam steps, batch
 {results['config']['batch_size']}, lr {results['config']['learning_rate']:g}, global-norm clip
 {results['config']['grad_clip_norm']:g}); the same seed, batches and noise for every variant.
-Fourier scale (std of B): {results['fourier_scale']:g}.
+Fourier scale (std of B): {results['config']['fourier_scale']:g}.
 
 ## Forward process
 
@@ -289,4 +275,4 @@ def configure_process() -> None:
 
 if __name__ == "__main__":
     configure_process()
-    main()
+    common.entry_point(main)

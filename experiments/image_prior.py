@@ -3,19 +3,21 @@
     python -m experiments.image_prior            # full budget, ~20 min on 2 CPU cores
     python -m experiments.image_prior --quick    # same code path, tiny budget, < 2 min
 
+The config (budget, code size, weights, corruptions) is experiments/configs/image_prior.py; --help lists its flags.
+
 The prior is P(I) ~ exp(-|D(E(I)) - I| / T) with E ending in a sigmoid, so codes lie in [0, 1]^d.
 The naive model minimises the reconstruction error only; the regularised one adds
 uniformity_weight x SW2^2(codes, Uniform[0, 1]^d) (see jaxgen/uniformity.py for the derivation).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from experiments.common import StudyOutput, markdown_table, study_parser, train_model
+from experiments import common
+from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser, train_model
+from experiments.configs.image_prior import get_config
 from jaxgen import data, metrics, objectives, plots, restoration
 from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.train import batched_apply
@@ -27,38 +29,6 @@ NAME = "image_prior"
 VARIANTS = ("naive", "regularized")
 TEMPERATURES = (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
 PLANES = ((0, 1), (2, 3), (4, 5), (6, 7))
-
-
-@dataclass(frozen=True)
-class Budget:
-    ae_epochs: int = 10
-    classifier_epochs: int = 3
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    train_examples: int | None = None  # None: all 60,000
-    test_examples: int | None = None  # None: all 10,000
-    scatter_codes: int = 300
-    outliers_per_kind: int = 1000
-    uniform_decodes: int = 1000
-    validation_images: int = 100  # T is chosen on these ...
-    restoration_images: int = 100  # ... and scored on these (disjoint test images)
-    restoration_steps: int = 200
-
-
-FULL = Budget()
-QUICK = Budget(ae_epochs=1, classifier_epochs=1, train_examples=2048, test_examples=600, outliers_per_kind=200,
-               uniform_decodes=200, validation_images=16, restoration_images=16, restoration_steps=25)
-
-
-def parse_args(argv=None):
-    parser = study_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--code-dim", type=int, default=10, choices=range(8, 13), metavar="{8..12}",
-                        help="latent dimension d (default 10)")
-    parser.add_argument("--uniformity-weight", type=float, default=50.0,
-                        help="weight of SW2^2 to the uniform cube in the regularised model (default 50)")
-    parser.add_argument("--noise-sigma", type=float, default=0.2, help="denoising: y = x + N(0, s^2), s (default 0.2)")
-    parser.add_argument("--inpaint-block", type=int, default=10, help="inpainting: removed central square (pixels)")
-    return parser.parse_args(argv)
 
 
 def energies(model, params, images, batch_size=500):
@@ -91,16 +61,14 @@ def restoration_scores(model, params, clean, observed, mask, sigma, temperature,
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    budget = QUICK if args.quick else FULL
-    output = StudyOutput(NAME, args)
-    train_set = data.subset(data.load("mnist", "train", args.data_dir), budget.train_examples, args.seed)
-    test_set = data.subset(data.load("mnist", "test", args.data_dir), budget.test_examples, args.seed)
-    rng = jax.random.key(args.seed)
-    pick = np.random.default_rng(args.seed)
-    results = {"dataset": "mnist", "budget": "quick" if args.quick else "full", "seed": args.seed,
-               "config": budget.__dict__, "code_dim": args.code_dim, "uniformity_weight": args.uniformity_weight,
-               "noise_sigma": args.noise_sigma, "inpaint_block": args.inpaint_block,
+    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
+    output = StudyOutput(NAME, args, config)
+    train_set = data.subset(data.load("mnist", "train", args.data_dir), config.train_examples, config.seed)
+    test_set = data.subset(data.load("mnist", "test", args.data_dir), config.test_examples, config.seed)
+    rng = jax.random.key(config.seed)
+    pick = np.random.default_rng(config.seed)
+    output.open()
+    results = {"dataset": "mnist", "budget": output.budget, "config": config.to_dict(),
                "temperatures": list(TEMPERATURES)}
     x_example = np.zeros((1, 28, 28, 1), np.float32)
 
@@ -108,22 +76,22 @@ def main(argv=None):
     classifier = DigitCNN()
     classifier_params, classifier_history = train_model(
         "classifier", classifier.init(jax.random.fold_in(rng, 50), x_example),
-        objectives.classifier_objective(classifier), train_set, test_set, budget, budget.classifier_epochs, args,
+        objectives.classifier_objective(classifier), train_set, test_set, config, config.classifier_epochs, args,
         output, cosine_decay=True)
     results["classifier_test_accuracy"] = classifier_history["test"]["accuracy"][-1]
 
     # Shared inputs: outliers, and the restoration problems (validation images pick T, evaluation images score it).
-    digit_index = pick.choice(len(test_set), min(budget.outliers_per_kind, len(test_set)), replace=False)
+    digit_index = pick.choice(len(test_set), min(config.outliers_per_kind, len(test_set)), replace=False)
     inliers = data.to_float(test_set.images[digit_index])
-    outliers = outlier_sets(test_set.images, len(digit_index), args.seed, args.data_dir)
-    chosen = pick.choice(len(test_set), budget.validation_images + budget.restoration_images, replace=False)
+    outliers = outlier_sets(test_set.images, len(digit_index), config.seed, args.data_dir)
+    chosen = pick.choice(len(test_set), config.validation_images + config.restoration_images, replace=False)
     problems = {}
-    for split, index in (("validation", chosen[:budget.validation_images]),
-                         ("evaluation", chosen[budget.validation_images:])):
+    for split, index in (("validation", chosen[:config.validation_images]),
+                         ("evaluation", chosen[config.validation_images:])):
         clean = data.to_float(test_set.images[index])
         noise_rng = jax.random.fold_in(rng, 70 + len(problems))
-        noisy = np.asarray(clean + args.noise_sigma * jax.random.normal(noise_rng, clean.shape))
-        block = restoration.central_block_mask((28, 28), args.inpaint_block)
+        noisy = np.asarray(clean + config.noise_sigma * jax.random.normal(noise_rng, clean.shape))
+        block = restoration.central_block_mask((28, 28), config.inpaint_block)
         problems[split] = {"clean": clean,
                            "denoise": (noisy, np.ones_like(block)),
                            "inpaint": (clean * block, block)}
@@ -137,20 +105,20 @@ def main(argv=None):
     restored_examples = {}
 
     for v, variant in enumerate(VARIANTS):
-        model = BoundedAE((28, 28, 1), args.code_dim)
-        weight = 0.0 if variant == "naive" else args.uniformity_weight
+        model = BoundedAE((28, 28, 1), config.code_dim)
+        weight = 0.0 if variant == "naive" else config.uniformity_weight
         params, history = train_model(variant, model.init(jax.random.fold_in(rng, v), x_example),
-                                      objectives.bounded_ae_objective(model, weight), train_set, test_set, budget,
-                                      budget.ae_epochs, args, output)
+                                      objectives.bounded_ae_objective(model, weight), train_set, test_set, config,
+                                      config.epochs, args, output)
         scores = {"history": history, "test_recon": history["test"]["recon"][-1]}
 
         # 2. How the test codes fill the cube.
         codes = encode_images(model, params, test_set.images)
         scores["code_range"] = [float(codes.min()), float(codes.max())]
-        scores["uniformity"] = uniformity_report(codes, args.seed)
-        shown = pick.choice(len(codes), min(budget.scatter_codes, len(codes)), replace=False)
+        scores["uniformity"] = uniformity_report(codes, config.seed)
+        shown = pick.choice(len(codes), min(config.scatter_codes, len(codes)), replace=False)
         plots.coordinate_planes(codes[shown], test_set.labels[shown], PLANES, output.figure(f"codes_{variant}.png"),
-                                f"{variant}: {len(shown)} test codes in four coordinate planes of [0, 1]^{args.code_dim}")
+                                f"{variant}: {len(shown)} test codes in four coordinate planes of [0, 1]^{config.code_dim}")
 
         # 3. Does the energy reject outliers? And what do uniform codes decode to?
         inlier_energy = energies(model, params, inliers)
@@ -165,7 +133,7 @@ def main(argv=None):
         scores["outlier_auroc"] = auroc
         plots.histograms({"MNIST test": inlier_energy, **outlier_energy}, output.figure(f"energies_{variant}.png"),
                          f"{variant}: prior energy |D(E(x)) - x| of digits and outliers", "energy")
-        uniform_codes = jax.random.uniform(jax.random.fold_in(rng, 90 + v), (budget.uniform_decodes, args.code_dim))
+        uniform_codes = jax.random.uniform(jax.random.fold_in(rng, 90 + v), (config.uniform_decodes, config.code_dim))
         decoded = decode_pixels(model, params, uniform_codes)
         confidence = class_probabilities(classifier, classifier_params, decoded).max(axis=1)
         scores["uniform_decode_confident_fraction"] = float(np.mean(confidence >= 0.9))
@@ -179,12 +147,12 @@ def main(argv=None):
             for temperature in TEMPERATURES:
                 observed, mask = problems["validation"][task]
                 sweep[task].append(restoration_scores(model, params, problems["validation"]["clean"], observed,
-                                                      mask, args.noise_sigma, temperature,
-                                                      budget.restoration_steps)[1])
+                                                      mask, config.noise_sigma, temperature,
+                                                      config.restoration_steps)[1])
             best = max(sweep[task], key=lambda row: row["psnr"])["temperature"]
             observed, mask = evaluation[task]
             restored, scores[task] = restoration_scores(model, params, evaluation["clean"], observed, mask,
-                                                        args.noise_sigma, best, budget.restoration_steps)
+                                                        config.noise_sigma, best, config.restoration_steps)
             scores[task]["temperature_chosen_on"] = "validation PSNR"
             restored_examples[(variant, task)] = restored[:8]
         results["restoration_T_sweep"][variant] = sweep
@@ -233,10 +201,11 @@ def write_report(results) -> str:
         verdict.append(f"{key}: the regularised prior is **{'better' if better else 'not better'}**")
     return f"""# An autoencoder image prior with a bounded latent
 
-MNIST, {results['budget']} budget, seed {results['seed']}. Codes in [0, 1]^{results['code_dim']} (sigmoid encoder).
+MNIST, {results['budget']} budget, seed {results['config']['seed']}.
+Codes in [0, 1]^{results['config']['code_dim']} (sigmoid encoder).
 Prior P(I) ∝ exp(−‖D(E(I)) − I‖₂ / T). Both models minimise the squared reconstruction error (the same
 minimiser as the norm, with smoother gradients); the regularised one adds
-{results['uniformity_weight']:g} × SW₂²(codes, Uniform[0, 1]^d).
+{results['config']['uniformity_weight']:g} × SW₂²(codes, Uniform[0, 1]^d).
 
 ## The regulariser
 
@@ -274,8 +243,8 @@ Outlier AUROC by kind:
 ## Restoration
 
 Minimising −log P(x|y) = ‖m ⊙ (x − y)‖² / 2s² + ‖D(E(x)) − x‖ / T over the image x (Adam, lr 0.01,
-{results['config']['restoration_steps']} steps from x = y, projected onto [0, 1]); s = {results['noise_sigma']:g}.
-Denoising: y = x + N(0, s²) (not clipped), m = 1. Inpainting: the central {results['inpaint_block']}×{results['inpaint_block']}
+{results['config']['restoration_steps']} steps from x = y, projected onto [0, 1]); s = {results['config']['noise_sigma']:g}.
+Denoising: y = x + N(0, s²) (not clipped), m = 1. Inpainting: the central {results['config']['inpaint_block']}×{results['config']['inpaint_block']}
 block is removed (y = 0 there, m = 0 there). T is chosen by PSNR on {results['config']['validation_images']}
 validation test images and scored on {results['config']['restoration_images']} other test images.
 
@@ -294,4 +263,4 @@ validation test images and scored on {results['config']['restoration_images']} o
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

@@ -10,12 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxgen import errors
 
-class CheckpointExistsError(RuntimeError):
+
+class CheckpointExistsError(errors.OutputFolderError, RuntimeError):
     """A fresh run was asked to write where an earlier run's checkpoints are."""
 
 
-class CorruptCheckpointError(RuntimeError):
+class CorruptCheckpointError(errors.CheckpointError, RuntimeError):
     """A checkpoint exists but cannot be read."""
 
 
@@ -47,8 +49,8 @@ class EpochCheckpointer:
                 state=ocp.args.StandardRestore(_abstract(like_state)), history=ocp.args.JsonRestore()))
         except Exception as error:
             raise CorruptCheckpointError(
-                f"The checkpoint for epoch {epoch} in {self.directory} could not be read ({error}). "
-                "Delete that folder (or pass --overwrite) to train from scratch.") from error
+                f"the checkpoint of epoch {epoch + 1} in {self.directory} cannot be read "
+                f"({_first_line(error)}); pass --overwrite to train from scratch") from error
         return epoch, restored.state, restored.history
 
     def close(self):
@@ -83,14 +85,21 @@ def load_params(directory: str | Path, like_params=None):
     """(params, metadata) saved by `save_params`."""
     directory = Path(directory).resolve()
     if not (directory / "params").exists():
-        raise FileNotFoundError(f"No exported parameters in {directory} (expected {directory}/params). "
-                                "Train the model first, or point at the right folder.")
+        raise errors.CheckpointError(f"no exported parameters in {directory} (expected {directory}/params): "
+                                     "train the model first, or point at the right folder")
     try:
         params = ocp.StandardCheckpointer().restore(
             directory / "params", _abstract(like_params) if like_params is not None else None)
     except Exception as error:
-        raise CorruptCheckpointError(f"{directory}/params could not be read ({error}).") from error
+        raise CorruptCheckpointError(f"{directory}/params cannot be read ({_first_line(error)}); export the "
+                                     "model again, or point at another folder") from error
     metadata = json.loads((directory / "metadata.json").read_text()) if (directory / "metadata.json").exists() else {}
     # Orbax hands back arrays committed to a device, where initialised parameters are not; jit compiles
     # separately for each, so loaded parameters are returned like initialised ones.
     return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), params), metadata
+
+
+def _first_line(error: Exception, limit: int = 160) -> str:
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[:limit] + "..."

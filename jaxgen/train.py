@@ -23,6 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxgen import data as data_lib
+from jaxgen import errors
 from jaxgen.checkpoints import EpochCheckpointer, prepare_run_directory
 
 Objective = Callable  # (params, batch, rng) -> {'loss': (B,), term: (B,), ...}
@@ -49,7 +50,7 @@ def _without_settings(objective: Objective):
     return lambda params, batch, rng, settings: objective(params, batch, rng)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(errors.TrainingError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
@@ -189,27 +190,47 @@ def evaluate(objective: Objective, params, images, labels, batch_size: int, seed
 
 def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: data_lib.Dataset | None,
         config: TrainConfig, checkpoint_dir, resume: bool = False, overwrite: bool = False,
-        desc: str = "train", mesh=None, after_epoch=None):
+        desc: str = "train", mesh=None, after_epoch=None, on_resume=None):
     """Train for `config.epochs` epochs; returns (state, history).
 
     history = {'train': {term: [per epoch]}, 'test': {term: [...]}, 'epoch_seconds': [...]}.
     A checkpoint is written after each epoch. With `resume`, training continues from the
     latest one (and does nothing if it is already complete). `after_epoch(epoch, state, history)`,
     if given, is called after each checkpoint, outside the epoch's timing (the speed benchmark
-    times PyTorch's epochs there, taking turns with these).
+    times PyTorch's epochs there, taking turns with these). A resumed run says where it continues,
+    and calls `on_resume(epochs_done, step)` if given.
     """
     mesh = mesh or data_mesh()
     _check_batch_size(config.batch_size, mesh)
     steps_per_epoch = len(train) // config.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train)} training examples cannot fill one batch of {config.batch_size}")
+        raise errors.ConfigError(f"batch size {config.batch_size} (--batch-size) is larger than the {len(train)} "
+                                 "training examples; choose a smaller one")
     prepare_run_directory(checkpoint_dir, resume, overwrite)
     checkpointer = EpochCheckpointer(checkpoint_dir)
+    try:  # the checkpointer's writer threads end with the run, also when it fails
+        return _fit_epochs(state, objective, train, test, config, checkpointer, resume, desc, mesh, after_epoch,
+                           on_resume, steps_per_epoch)
+    finally:
+        checkpointer.close()
+
+
+def _fit_epochs(state, objective, train, test, config, checkpointer, resume, desc, mesh, after_epoch, on_resume,
+                steps_per_epoch):
     history = {"train": {}, "test": {}, "epoch_seconds": []}
     first_epoch = 0
     if resume and checkpointer.latest_epoch() is not None:
         last, state, history = checkpointer.restore(state)
         first_epoch = last + 1
+        step = int(jax.device_get(state.step))
+        if first_epoch >= config.epochs:
+            tqdm.write(f"{desc}: already trained ({first_epoch} epochs, step {step}), reused from "
+                       f"{checkpointer.directory}")
+        else:
+            tqdm.write(f"{desc}: resuming after epoch {first_epoch}/{config.epochs} (step {step}) from "
+                       f"{checkpointer.directory}")
+        if on_resume is not None:
+            on_resume(first_epoch, step)
     train_chunk = make_train_chunk(objective, mesh, config.seed)
     evaluate_test = make_evaluator(objective, config.eval_batch_size, config.seed, mesh)
     batch_sharding = NamedSharding(mesh, P(None, "data"))
@@ -239,7 +260,6 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
         tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: " + _summary(history))
         if after_epoch is not None:
             after_epoch(epoch, state, history)
-    checkpointer.close()
     return state, history
 
 

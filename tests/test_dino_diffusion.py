@@ -3,6 +3,7 @@ import json
 import pytest
 
 from experiments import dino_diffusion
+from experiments.configs.dino_diffusion import get_config
 from jaxgen import data
 
 
@@ -16,7 +17,7 @@ def test_quick_run_writes_every_key(tmp_path):
     for variant in ("no_time", "linear_time", "fourier"):
         assert results[variant]["final_test_loss"] > 0
         assert results[variant]["mmd"] >= 0 and results[variant]["chamfer"] > 0
-        assert len(results[variant]["history"]["test"]["loss"]) == dino_diffusion.QUICK.epochs
+        assert len(results[variant]["history"]["test"]["loss"]) == get_config("quick").epochs
     assert results["data_floor"]["mmd"] >= 0 and results["data_floor"]["chamfer"] >= 0
     assert results["data_floor"]["mmd"] < min(results[v]["mmd"] for v in ("no_time", "linear_time", "fourier"))
     assert results["num_points"] == 142

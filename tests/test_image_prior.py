@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from experiments import image_prior
+from experiments.configs.image_prior import get_config
 from jaxgen import restoration
 from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.uniformity import sliced_wasserstein_to_uniform, uniformity_report
@@ -99,7 +100,7 @@ def test_quick_run_writes_every_key(quick_run):
             assert scores[task]["psnr"] > 0 and -1 <= scores[task]["ssim"] <= 1
             assert scores[task]["temperature"] in image_prior.TEMPERATURES
             assert len(results["restoration_T_sweep"][variant][task]) == len(image_prior.TEMPERATURES)
-        assert len(scores["history"]["train"]["recon"]) == image_prior.QUICK.ae_epochs
+        assert len(scores["history"]["train"]["recon"]) == get_config("quick").epochs
         assert 0.0 <= scores["code_range"][0] <= scores["code_range"][1] <= 1.0
     assert results["naive"]["history"]["train"]["uniformity"][0] > 0  # logged though not optimised
     assert_report_shows_every_figure(out)
