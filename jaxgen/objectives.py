@@ -50,21 +50,28 @@ def classifier_objective(model):
     return objective
 
 
-def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections: int = 64):
-    """Squared reconstruction error per image, plus (when weighted) the sliced Wasserstein distance
-    of the batch's codes to Uniform[0, 1]^d, a batch-level term shared by its examples. The weight is a
-    `train.Tunable` setting: the unweighted and weighted AEs share compiled programs."""
-    return train.Tunable(_bounded_ae_loss(model, num_projections), {"uniformity_weight": uniformity_weight})
+def bounded_ae_objective(model, uniformity_weight: float = 0.0, num_projections: int = 64,
+                         reconstruction: str = "squared"):
+    """Reconstruction error per image, plus (when weighted) the sliced Wasserstein distance of the
+    batch's codes to Uniform[0, 1]^d, a batch-level term shared by its examples. `reconstruction` is
+    "squared" (|D(E(x)) - x|^2) or "norm" (|D(E(x)) - x|, the prior's energy itself, as the image prior
+    assignment writes its loss). The weight is a `train.Tunable` setting: the unweighted and weighted
+    AEs share compiled programs."""
+    if reconstruction not in ("squared", "norm"):
+        raise ValueError(f"reconstruction must be 'squared' or 'norm', not {reconstruction!r}")
+    return train.Tunable(_bounded_ae_loss(model, num_projections, reconstruction),
+                         {"uniformity_weight": uniformity_weight})
 
 
 @cache
-def _bounded_ae_loss(model, num_projections: int):
+def _bounded_ae_loss(model, num_projections: int, reconstruction: str = "squared"):
     def objective(params, batch, rng, settings):
         x = to_float_jax(batch["image"])
         logits, code = model.apply(params, x)
-        recon = losses.squared_error(jax.nn.sigmoid(logits), x)
+        recon = losses.squared_error(jax.nn.sigmoid(logits), x)  # logged as the SSE whichever term is trained
+        trained = jnp.sqrt(recon + 1e-12) if reconstruction == "norm" else recon
         uniformity = jnp.full_like(recon, sliced_wasserstein_to_uniform(rng, code, num_projections))
-        return {"loss": recon + settings["uniformity_weight"] * uniformity, "recon": recon, "uniformity": uniformity}
+        return {"loss": trained + settings["uniformity_weight"] * uniformity, "recon": recon, "uniformity": uniformity}
 
     return objective
 

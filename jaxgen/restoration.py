@@ -77,3 +77,25 @@ def central_block_mask(shape, block: int):
     top, left = (height - block) // 2, (width - block) // 2
     mask[top:top + block, left:left + block] = 0.0
     return mask
+
+
+def sweep_temperature(score, temperatures, key: str = "psnr", widen_by: float = 10.0, max_widenings: int = 4):
+    """Score every temperature of `temperatures` (`score(T) -> dict` holding `key`, higher is better), and
+    while the best one is the smallest or largest scored, score one more a factor `widen_by` beyond it,
+    at most `max_widenings` times: the optimum ends inside the swept range unless the limit is reached.
+    Returns (rows sorted by temperature, best row, whether the best is inside the range)."""
+    rows = {float(t): score(float(t)) for t in temperatures}
+    for _ in range(max_widenings):
+        ordered = sorted(rows)
+        best = max(ordered, key=lambda t: rows[t][key])
+        if best == ordered[0]:
+            extra = best / widen_by
+        elif best == ordered[-1]:
+            extra = best * widen_by
+        else:
+            break
+        rows[extra] = score(extra)
+    ordered = sorted(rows)
+    best = max(ordered, key=lambda t: rows[t][key])
+    inside = ordered[0] < best < ordered[-1]
+    return [rows[t] for t in ordered], rows[best], inside
