@@ -1,4 +1,5 @@
 import gzip
+import os
 import pickle
 import struct
 
@@ -7,13 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen import data
-
-
-def _write_idx(path, array):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
+from jaxgen import data, errors
+from jaxgen.data import downloads, stl10
+from tests import synthetic_data
 
 
 @pytest.fixture
@@ -21,31 +18,90 @@ def rng():
     return np.random.default_rng(0)
 
 
-def test_mnist_idx_files(tmp_path, rng):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    labels = np.array([3, 1, 4, 1, 5], np.uint8)
-    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images)
-    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
-    dataset = data.load("mnist", "test", tmp_path, allow_download=False)
-    assert dataset.images.shape == (5, 28, 28, 1) and dataset.images.dtype == np.uint8
-    np.testing.assert_array_equal(dataset.images[..., 0], images)
-    np.testing.assert_array_equal(dataset.labels, labels)
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """An empty user cache (where verified files are remembered) for every test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
 
 
-def test_truncated_idx_file_is_reported(tmp_path, rng):
+def accept(monkeypatch, folder):
+    """Put the checksums of the official-named files under `folder` in the download table (for this test)."""
+    for name, entry in synthetic_data.registry_for(folder).items():
+        monkeypatch.setitem(downloads.REGISTRY, name, entry)
+
+
+def test_mnist_idx_files_read_back_exactly(tmp_path, monkeypatch):
+    written = synthetic_data.write_mnist(tmp_path / "mnist")
+    accept(monkeypatch, tmp_path)
+    for split in ("train", "test"):
+        dataset = data.load("mnist", split, tmp_path, allow_download=False)
+        assert dataset.images.shape == (synthetic_data.MNIST_SIZES[split], 28, 28, 1)
+        assert dataset.images.dtype == np.uint8
+        np.testing.assert_array_equal(dataset.images[..., 0], written[split][0])
+        np.testing.assert_array_equal(dataset.labels, written[split][1])
+
+
+def test_file_cut_short_in_the_data_folder_is_one_clear_error(tmp_path):
+    """Tried as a new user would: a train-images .gz cut to 1,000 bytes (the official table applies)."""
     folder = tmp_path / "mnist"
-    folder.mkdir()
-    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(3, np.uint8))
-    header = struct.pack(">BBBB3I", 0, 0, 8, 3, 5, 28, 28)
-    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as f:
-        f.write(header + b"\0" * 100)
-    with pytest.raises(ValueError, match="truncated"):
+    synthetic_data.write_mnist(folder)
+    cut = folder / "train-images-idx3-ubyte.gz"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    with pytest.raises(errors.DataError) as error:
+        data.load("mnist", "train", tmp_path, allow_download=False)
+    message = str(error.value)
+    assert "\n" not in message and str(cut) in message and "1,000 bytes" in message and "9,912,422" in message
+    assert isinstance(error.value, data.CorruptFileError)
+
+
+def test_damaged_gzip_with_matching_checksum_names_the_file(tmp_path, monkeypatch):
+    """Even where the table agrees (a table overridden, say), an unreadable file is a DataError, not EOFError."""
+    folder = tmp_path / "mnist"
+    synthetic_data.write_mnist(folder)
+    cut = folder / "t10k-images-idx3-ubyte.gz"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    accept(monkeypatch, tmp_path)
+    with pytest.raises(data.CorruptFileError, match="t10k-images-idx3-ubyte.gz cannot be read"):
         data.load("mnist", "test", tmp_path, allow_download=False)
 
 
-def test_cifar10_python_pickle_batches(tmp_path, rng):
+def test_truncated_idx_payload_is_reported(tmp_path, monkeypatch, rng):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(synthetic_data.idx_bytes(np.zeros(3, np.uint8)))
+    header = struct.pack(">BBBB3I", 0, 0, 8, 3, 5, 28, 28)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + b"\0" * 100))
+    accept(monkeypatch, tmp_path)
+    with pytest.raises(data.CorruptFileError, match="truncated"):
+        data.load("mnist", "test", tmp_path, allow_download=False)
+
+
+def test_placed_files_are_hashed_once(tmp_path, monkeypatch):
+    synthetic_data.write_mnist(tmp_path / "mnist")
+    accept(monkeypatch, tmp_path)
+    data.load("mnist", "test", tmp_path, allow_download=False)
+    calls = []
+    monkeypatch.setattr(downloads.pooch, "file_hash", lambda *a, **k: calls.append(a) or "")
+    data.load("mnist", "test", tmp_path, allow_download=False)
+    assert calls == []  # size and modification time unchanged: no second hashing
+    labels = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    os.utime(labels, ns=(0, 0))  # touched: checked again (and now fails with the stubbed hash)
+    with pytest.raises(data.CorruptFileError, match="t10k-labels"):
+        data.load("mnist", "test", tmp_path, allow_download=False)
+
+
+def test_cifar10_archive_read_back_exactly(tmp_path, monkeypatch):
+    written = synthetic_data.write_cifar_archive(tmp_path / "cifar10" / "cifar-10-python.tar.gz")
+    accept(monkeypatch, tmp_path)
+    for split in ("train", "test"):
+        dataset = data.load("cifar10", split, tmp_path, allow_download=False)
+        np.testing.assert_array_equal(dataset.images, written[split][0])
+        np.testing.assert_array_equal(dataset.labels, written[split][1])
+        assert dataset.class_names == data.CIFAR10_CLASSES
+    assert len(written["train"][0]) == 5 * synthetic_data.CIFAR_BATCH
+
+
+def test_cifar10_extracted_pickle_batches(tmp_path, rng):
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     chw = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
@@ -57,6 +113,19 @@ def test_cifar10_python_pickle_batches(tmp_path, rng):
     assert dataset.class_names[9] == "truck"
 
 
+def test_cifar_batches_cannot_run_code(tmp_path):
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo unpickled",))
+
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Payload(), b"labels": []}))
+    with pytest.raises(data.CorruptFileError, match="not part of a CIFAR batch"):
+        data.load("cifar10", "test", tmp_path, allow_download=False)
+
+
 def test_cifar10_npz(tmp_path, rng):
     (tmp_path / "cifar10").mkdir()
     x = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
@@ -66,6 +135,21 @@ def test_cifar10_npz(tmp_path, rng):
     test = data.load("cifar10", "test", tmp_path, allow_download=False)
     np.testing.assert_array_equal(train.images, x)
     assert test.labels.tolist() == [1, 2] and test.class_names == data.CIFAR10_CLASSES
+
+
+def test_stl10_archive_is_extracted_once_and_memory_mapped(tmp_path, monkeypatch):
+    written = synthetic_data.write_stl10_archive(tmp_path / "stl10" / "stl10_binary.tar.gz")
+    accept(monkeypatch, tmp_path)
+    for split in ("train", "test", "unlabeled"):
+        dataset = data.load("stl10", split, tmp_path, allow_download=False, progress=False)
+        assert isinstance(dataset.images.base, np.memmap) or isinstance(dataset.images, np.memmap)
+        np.testing.assert_array_equal(dataset.images, written[split][0])
+        expected_labels = written[split][1] if written[split][1] is not None else -1
+        np.testing.assert_array_equal(dataset.labels, expected_labels)
+    assert (tmp_path / "stl10" / "stl10_binary" / "unlabeled_X.bin").exists()
+    monkeypatch.setattr(stl10.tarfile, "open", lambda *a, **k: pytest.fail("extracted a second time"))
+    data.load("stl10", "train", tmp_path, allow_download=False)
+    assert len(data.load("stl10", "unlabelled", tmp_path, allow_download=False)) == 24  # TFDS's spelling
 
 
 def test_stl10_binary_is_column_major(tmp_path, rng):
@@ -80,35 +164,85 @@ def test_stl10_binary_is_column_major(tmp_path, rng):
     assert dataset.labels.tolist() == [0, 9]  # stored 1..10, returned 0..9
 
 
-def test_datasaurus_tsv(tmp_path):
+def test_stl10_npz_unlabeled_split_never_returns_test_images(tmp_path, rng):
+    folder = tmp_path / "stl10"
+    folder.mkdir()
+    test = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    np.savez(folder / "stl10.npz", x_train=test[:1], y_train=[1], x_test=test, y_test=[0, 1, 2])
+    with pytest.raises(data.DataNotFoundError):  # an npz without x_unlabeled has no unlabeled split
+        data.load("stl10", "unlabeled", tmp_path, allow_download=False)
+    unlabeled = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    (folder / "stl10_binary").mkdir()
+    unlabeled.transpose(0, 3, 2, 1).tofile(folder / "stl10_binary" / "unlabeled_X.bin")
+    dataset = data.load("stl10", "unlabeled", tmp_path, allow_download=False)
+    np.testing.assert_array_equal(dataset.images, unlabeled)
+    test_images = {image.tobytes() for image in data.load("stl10", "test", tmp_path, allow_download=False).images}
+    assert not test_images & {image.tobytes() for image in dataset.images}
+
+
+def test_datasaurus_ships_with_the_package(monkeypatch):
+    monkeypatch.delenv("JAXGEN_DATA_DIR", raising=False)
+    dino = data.load_datasaurus("dino")
+    assert dino.shape == (142, 2) and dino.dtype == np.float32
+    np.testing.assert_allclose(dino.mean(0), [54.26, 47.83], atol=0.01)  # the paper's shared statistics
+    np.testing.assert_allclose(dino.std(0, ddof=1), [16.77, 26.94], atol=0.01)
+    np.testing.assert_allclose(data.load_datasaurus("star").mean(0), [54.26, 47.83], atol=0.01)
+    with pytest.raises(errors.ConfigError, match="bullseye"):
+        data.load_datasaurus("diplodocus")
+
+
+def test_datasaurus_tsv_in_the_data_folder_is_read_instead(tmp_path):
     (tmp_path / "datasaurus").mkdir()
     (tmp_path / "datasaurus" / "DatasaurusDozen.tsv").write_text(
         "dataset\tx\ty\ndino\t1.5\t2\naway\t0\t0\ndino\t3\t4.25\n")
     np.testing.assert_array_equal(data.load_datasaurus("dino", tmp_path), [[1.5, 2.0], [3.0, 4.25]])
 
 
-def test_missing_data_error_lists_the_expected_files(tmp_path):
-    with pytest.raises(data.DataNotFoundError, match=r"t10k\}-\{images-idx3") as error:
+def test_missing_data_error_speaks_to_a_user(tmp_path):
+    with pytest.raises(data.DataNotFoundError) as error:
         data.load("mnist", "train", tmp_path, allow_download=False)
-    assert str(tmp_path) in str(error.value) and "JAXGEN_DATA_DIR" in str(error.value)
+    message = str(error.value)
+    assert str(tmp_path) in message and "t10k}-{images-idx3" in message and "JAXGEN_DATA_DIR" in message
+    assert "python -m jaxgen.data download mnist" in message
+    assert "shared" not in message and "looked for nothing" not in message
+    assert isinstance(error.value, errors.DataError) and isinstance(error.value, FileNotFoundError)
+    with pytest.raises(data.DataNotFoundError, match="2.6 GB"):
+        data.load("stl10_first37", "test", tmp_path)
 
 
-@pytest.mark.parametrize("name, split, image_shape", [("mnist", "train", (28, 28, 1)), ("stl10", "test", (96, 96, 3))])
-def test_tfds_fallback_with_mock_data(monkeypatch, name, split, image_shape):
+def test_unknown_names_are_config_errors(tmp_path):
+    with pytest.raises(errors.ConfigError, match="mnist, cifar10"):
+        data.load("imagenet", "train", tmp_path)
+    with pytest.raises(errors.ConfigError, match="unlabeled"):
+        data.load("mnist", "unlabeled", tmp_path)
+    with pytest.raises(errors.ConfigError, match="files, tfds"):
+        data.load("mnist", "train", tmp_path, data_source="hub")
+
+
+@pytest.mark.parametrize("name, split, image_shape", [("mnist", "train", (28, 28, 1)),
+                                                      ("stl10", "unlabelled", (96, 96, 3))])
+def test_tfds_source_reads_array_record_with_mock_data(name, split, image_shape):
     tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     with tfds.testing.mock_data(num_examples=7):
-        dataset = data.load(name, split)
+        dataset = data.load(name, split, data_source="tfds")
     assert dataset.images.shape == (7, *image_shape) and dataset.images.dtype == np.uint8
-    assert dataset.source == f"tfds:{name}" and len(dataset.class_names) == 10
-    assert dataset.labels.min() >= 0 and dataset.labels.max() <= 9
+    assert dataset.source == f"tfds:{name}/{'unlabelled' if name == 'stl10' else split}"
+    assert len(dataset.class_names) == 10 and 0 <= dataset.labels.min() <= dataset.labels.max() <= 9
 
 
-def test_real_mnist_when_available():
-    try:
-        test = data.load("mnist", "test", allow_download=False)
-    except data.DataNotFoundError:
-        pytest.skip("the shared MNIST files are not beside this checkout")
+def test_tfds_without_tensorflow_says_what_to_install(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def needs_tensorflow(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setattr(tfds, "data_source", needs_tensorflow)
+    with pytest.raises(errors.DataError, match="pip install tensorflow, or use the default source"):
+        data.load("stl10", "train", data_source="tfds")
+
+
+def test_real_mnist_matches_the_published_counts(real_data_dir):
+    test = data.load("mnist", "test", real_data_dir, allow_download=False)
     assert test.images.shape == (10000, 28, 28, 1)
     assert np.bincount(test.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

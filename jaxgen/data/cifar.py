@@ -24,7 +24,7 @@ class _BatchUnpickler(pickle.Unpickler):
                ("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"),
                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
                ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
-               ("builtins", "object")}
+               ("builtins", "object"), ("_codecs", "encode")}  # the last: bytes in protocol-2 pickles
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:

@@ -33,7 +33,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection: an offline machine fails 
 READ_TIMEOUT = 60.0  # seconds a server may stay silent mid-transfer
 RETRIES = 2  # further tries of a transfer that broke off (each resumes where the last stopped)
 RETRY_WAIT = 1.0
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 16  # small: the bytes of a chunk cut short by a dropped connection are lost
 
 
 class CorruptFileError(DataError, ValueError):
@@ -134,7 +134,7 @@ def is_verified(path: Path, known_hash: str) -> bool:
 
 
 def remember_verified(path: Path, known_hash: str) -> None:
-    record = _read_record()
+    record = {key: value for key, value in _read_record().items() if os.path.exists(key)}  # forget deleted files
     record[str(Path(path).resolve())] = _stamp(path, known_hash)
     target = _record_path()
     try:
@@ -177,6 +177,7 @@ class ResumingDownloader:
     def __init__(self, partial: Path, progress: bool = True, expected_size: int | None = None):
         self.partial, self.progress, self.expected_size = Path(partial), progress, expected_size
         self.retries_used = 0
+        self.answered = False
 
     def __call__(self, url: str, output_file: str, pooch_instance=None, check_only: bool = False) -> None:
         import requests
@@ -185,18 +186,17 @@ class ResumingDownloader:
             raise NotImplementedError("check_only is not used by jaxgen")
         while True:
             start = self.partial.stat().st_size if self.partial.exists() else 0
+            self.answered = False
             try:
                 self._transfer(url, start)
                 break
-            except (requests.ConnectionError, requests.Timeout) as error:
-                # Retry only a transfer that broke off after sending bytes: the rest resumes from there.
-                # A refused or silent server is not retried here (the caller tries the next URL).
-                received = (self.partial.stat().st_size if self.partial.exists() else 0) > start
-                if not received or self.retries_used >= RETRIES:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+                # Retry only a transfer that broke off after the server answered: the rest resumes from the
+                # bytes kept. A refused or silent server is not retried here (the caller tries the next URL).
+                if not self.answered or self.retries_used >= RETRIES:
                     raise
                 self.retries_used += 1
                 time.sleep(RETRY_WAIT)
-                del error
         os.replace(self.partial, output_file)
 
     def _transfer(self, url: str, start: int) -> None:
@@ -208,6 +208,7 @@ class ResumingDownloader:
             if start and response.status_code == 416:  # the part already holds everything there is
                 return
             response.raise_for_status()
+            self.answered = True
             if start and response.status_code != 206:  # the server ignored Range: start again
                 start = 0
             remaining = int(response.headers.get("Content-Length", 0)) or None
@@ -234,6 +235,8 @@ def _reason(error: Exception) -> str:
         return f"no answer within {CONNECT_TIMEOUT:g} s"
     if isinstance(error, requests.ReadTimeout):
         return f"stalled for {READ_TIMEOUT:g} s"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return f"connection dropped mid-transfer, {RETRIES} retries too"
     if isinstance(error, requests.ConnectionError):
         text = str(error)
         for hint in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
@@ -261,7 +264,7 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
         raise DownloadError(f"Cannot write {destination.parent} ({error.strerror}): set {DATA_DIR_ENV} "
                             "to a writable folder.") from None
     partial = destination.with_name(destination.name + ".part")
-    lock = filelock.FileLock(str(destination.with_name(destination.name + ".lock")))
+    lock = filelock.FileLock(str(destination.with_name(f".{destination.name}.lock")))  # hidden: stays behind
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
