@@ -1,11 +1,15 @@
-"""The 2-D DDPM study on the Datasaurus dino: three time/position embeddings, measured.
+"""The 2-D DDPM study on the Datasaurus Dozen: three time/position embeddings, and the noise schedule, measured.
 
-    python -m experiments.dino_diffusion            # full budget, about a minute on 2 CPU cores
-    python -m experiments.dino_diffusion --quick    # same code path, tiny budget
+    python -m experiments.dino_diffusion                    # the dino, full budget, about a minute on 2 CPU cores
+    python -m experiments.dino_diffusion --shape all        # all 13 shapes x 3 denoisers
+    python -m experiments.dino_diffusion --schedule-sweep   # the Fourier model under 10 schedules
+    python -m experiments.dino_diffusion --quick            # same code path, tiny budget
 
-The config (budget, Fourier scale) is experiments/configs/dino_diffusion.py; --help lists its flags.
+The config (budget, shape, schedule, Fourier scale) is experiments/configs/dino_diffusion.py; --help lists its flags.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,22 +20,21 @@ from jax.sharding import PartitionSpec as P
 
 from experiments import common
 from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser
-from experiments.configs.dino_diffusion import get_config
-from jaxgen import checkpoints, cpu, data, ddpm, metrics, optim, parallel, train
+from experiments.configs.dino_diffusion import SHAPES, get_config
+from jaxgen import checkpoints, cpu, data, ddpm, optim, parallel, point_sets
+from jaxgen import train as train_module
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
 
 NAME = "dino_diffusion"
 
-
-NUM_STEPS, BETA_MIN, BETA_MAX = 50, 1e-4, 2e-2
+NUM_STEPS, BETA_MIN, BETA_MAX = 50, 1e-4, 2e-2  # the assignment's schedule (the config's defaults)
 # The study trains data-parallel on two CPU devices, one per core of a 2-core machine: a fixed count, so
 # that its numbers do not depend on the machine's core count (a device count changes the order in which
 # the gradients are summed, so the numbers by float rounding).
 CPU_DEVICES = 2
-FORWARD_TIMES = (1, 6, 12, 25, 50)
 SCHEDULE_PAIRS = ((1e-5, 1e-2), (1e-4, 2e-2), (1e-4, 5e-2), (1e-3, 1e-1), (1e-4, 2e-1))
-TRAJECTORY_TIMES = (50, 40, 30, 20, 10, 5, 0)
+SWEEP_STEPS = (10, 25, 50, 100, 200)
 # In standardized units the dino spans about 4 x 3; 0.2 resolves its head, feet and spines.
 MMD_BANDWIDTH = 0.2
 SMOOTHING = 10  # epochs in the moving average of the plotted test loss
@@ -40,25 +43,39 @@ SMOOTHING = 10  # epochs in the moving average of the plotted test loss
 
 
 def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
-    """The whole training run as one compiled function: scan over epochs, each a scan over steps,
-    data-parallel over the devices of `mesh` (default: all local devices, `train.data_mesh`). Every
-    device draws each epoch's whole batches, so the draws are the same on any number of devices, and
-    trains on its slice of each batch; one all-reduce per step sums the loss and the gradients."""
-    mesh = mesh or train.data_mesh()
+    """The whole training run as one compiled function of the variables: `train_program`'s run with the
+    data, schedule and seed given here (benchmarks.dino compiles it as it is)."""
+    program = train_program(model, training_settings(budget), mesh or train_module.data_mesh())
+    return jax.jit(lambda variables: program(variables, points, eval_set, schedule, seed))
+
+
+def training_settings(budget) -> tuple:
+    return (budget.epochs, budget.steps_per_epoch, budget.batch_size, budget.learning_rate, budget.grad_clip_norm)
+
+
+@functools.lru_cache(maxsize=None)
+def train_program(model, settings: tuple, mesh):
+    """The whole training run as one compiled function (variables, points, eval_set, schedule, seed) ->
+    (trained variables, history): scan over epochs, each a scan over steps, data-parallel over the devices
+    of `mesh`. Every device draws each epoch's whole batches, so the draws are the same on any number of
+    devices, and trains on its slice of each batch; one all-reduce per step sums the loss and the gradients.
+    The data, schedule and seed are inputs, so one compiled program serves every shape, beta range and seed
+    of a model (a new T is a new model: its time table has T rows)."""
+    epochs, steps_per_epoch, batch_size, learning_rate, grad_clip_norm = settings
     axis = mesh.axis_names[0]
-    if budget.batch_size % mesh.size:
-        raise ValueError(f"batch size {budget.batch_size} does not split over {mesh.size} devices; "
+    if batch_size % mesh.size:
+        raise ValueError(f"batch size {batch_size} does not split over {mesh.size} devices; "
                          f"run on a device count that divides it")
     # Clipped Adam fused (jaxgen.optim): the optimizer of a 20,802-parameter MLP is ~14% of a CPU step.
-    tx = optim.clipped_adam(budget.learning_rate, budget.grad_clip_norm)
-    eval_count = eval_set[0].shape[0]
-    # The test set padded (repeating its last triple, weighted 0) to an equal slice per device.
-    padding = -eval_count % mesh.size
-    eval_weights = jnp.arange(eval_count + padding) < eval_count
-    eval_set = [jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in eval_set]
+    tx = optim.clipped_adam(learning_rate, grad_clip_norm)
 
-    def run(variables):
+    def run(variables, points, eval_set, schedule, seed):
         constants = {k: v for k, v in variables.items() if k != "params"}
+        eval_count = eval_set[0].shape[0]
+        # The test set padded (repeating its last triple, weighted 0) to an equal slice per device.
+        padding = -eval_count % mesh.size
+        eval_weights = jnp.arange(eval_count + padding) < eval_count
+        eval_set = [jnp.pad(a, [(0, padding)] + [(0, 0)] * (a.ndim - 1), mode="edge") for a in eval_set]
 
         def predictor(params):
             return lambda x, t: model.apply({"params": params, **constants}, x, t)
@@ -67,7 +84,7 @@ def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
             params, opt_state = carry
             index, t, noise = draws
             def share(p):  # this device's share of the batch's mean loss: the sum over devices is the mean
-                return ddpm.epsilon_loss(predictor(p), schedule, points[index], t, noise).sum() / budget.batch_size
+                return ddpm.epsilon_loss(predictor(p), schedule, points[index], t, noise).sum() / batch_size
 
             loss, grads = parallel.sum_over_devices(jax.value_and_grad(share)(parallel.per_device(params, axis)), axis)
             updates, opt_state = tx.update(grads, opt_state, params)
@@ -76,9 +93,9 @@ def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
         def epoch(carry, e):
             # One draw per epoch for all its steps: three large RNG calls instead of three per step.
             k_index, k_time, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed), e), 3)
-            shape = (budget.steps_per_epoch, budget.batch_size)
+            shape = (steps_per_epoch, batch_size)
             draws = (jax.random.randint(k_index, shape, 0, points.shape[0]),
-                     jax.random.randint(k_time, shape, 1, NUM_STEPS + 1),
+                     jax.random.randint(k_time, shape, 1, schedule.num_steps + 1),
                      jax.random.normal(k_noise, shape + (2,)))
             carry, losses = jax.lax.scan(step, carry, [parallel.local_slice(d, axis, 1) for d in draws])
             x0, t, noise, weights = (parallel.local_slice(a, axis) for a in (*eval_set, eval_weights))
@@ -87,25 +104,25 @@ def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
             return carry, (losses.mean(), test)
 
         params = variables["params"]
-        (params, _), (train_loss, test_loss) = jax.lax.scan(epoch, (params, tx.init(params)),
-                                                            jnp.arange(budget.epochs))
+        (params, _), (train_loss, test_loss) = jax.lax.scan(epoch, (params, tx.init(params)), jnp.arange(epochs))
         return {"params": params, **constants}, {"train": {"loss": train_loss}, "test": {"loss": test_loss}}
 
     return jax.jit(jax.shard_map(run, mesh=mesh, in_specs=P(), out_specs=P()))
 
 
-def run_training(train_run, variables):
-    """`train_run(variables)` to its end, with the CPU cores kept awake while the devices train, so that
-    their per-step all-reduce does not wait for halted cores to wake (`jaxgen.cpu.cores_kept_awake`);
-    `train_run` is `make_train_run`'s function over all local devices, or its compiled form."""
+def run_training(train_run, variables, *inputs):
+    """`train_run(variables, *inputs)` to its end, with the CPU cores kept awake while the devices train, so
+    that their per-step all-reduce does not wait for halted cores to wake (`jaxgen.cpu.cores_kept_awake`);
+    `train_run` is `make_train_run`'s function (or its compiled form) or `train_program`'s, over all local
+    devices."""
     with cpu.cores_kept_awake(jax.devices()):
-        return jax.block_until_ready(train_run(variables))
+        return jax.block_until_ready(train_run(variables, *inputs))
 
 
-def fixed_eval_set(points, repeats, seed):
+def fixed_eval_set(points, repeats, seed, num_steps=NUM_STEPS):
     rng = np.random.default_rng(seed + 7)
     x0 = np.repeat(points, repeats, axis=0)
-    t = rng.integers(1, NUM_STEPS + 1, len(x0))
+    t = rng.integers(1, num_steps + 1, len(x0))
     return jnp.asarray(x0), jnp.asarray(t), jnp.asarray(rng.standard_normal(x0.shape), jnp.float32)
 
 
@@ -124,142 +141,312 @@ def scatter(ax, points, title="", size=3):
     ax.axis("off")
 
 
-def train_or_restore(variant, model, variables, train_run, args, output):
-    """Train, or with --resume reuse a finished model; a fresh run never replaces one silently."""
-    directory = output.model_dir(variant)
+def train_or_restore(name, model, variables, train, args, output):
+    """Train (`train()` -> (variables, history)), or with --resume reuse a finished model; a fresh run never
+    replaces one silently."""
+    directory = output.model_dir(name)
     checkpoints.prepare_run_directory(directory, args.resume, args.overwrite)
     if args.resume and (directory / "params").exists():
         restored, meta = checkpoints.load_params(directory, variables)
         epochs = len(meta["history"]["train"]["loss"])
-        print(f"{variant}: already trained ({epochs} epochs), reused from {directory}")
-        output.note_resumed(variant, epochs, epochs * output.config.steps_per_epoch)
+        print(f"{name}: already trained ({epochs} epochs), reused from {directory}")
+        output.note_resumed(name, epochs, epochs * output.config.steps_per_epoch)
         return restored, meta["history"]
-    trained, history = run_training(train_run, variables)
+    trained, history = train()
     history = jax.tree.map(lambda v: np.asarray(v).tolist(), history)
     if not np.all(np.isfinite(history["train"]["loss"])):
-        raise train.NonFiniteLossError(f"{variant}: the training loss became NaN/inf; nothing was saved. "
-                                       "Lower --learning-rate or --fourier-scale.")
-    checkpoints.save_params(directory, trained, {"variant": variant, "history": history,
+        raise train_module.NonFiniteLossError(f"{name}: the training loss became NaN/inf; nothing was saved. "
+                                              "Lower --learning-rate or --fourier-scale.")
+    checkpoints.save_params(directory, trained, {"model": name, "history": history,
                                                  "fourier_scale": model.fourier_scale})
     return trained, history
 
 
-def main(argv=None):
-    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
-    output = StudyOutput(NAME, args, config)
-    raw = data.load_datasaurus("dino", args.data_dir)
-    output.open()
-    points = jnp.asarray((raw - raw.mean(0)) / raw.std(0))
-    schedule = ddpm.linear_schedule(NUM_STEPS, BETA_MIN, BETA_MAX)
-    results = {"budget": output.budget, "config": config.to_dict(),
-               "schedule": {"T": NUM_STEPS, "beta_min": BETA_MIN, "beta_max": BETA_MAX},
-               "mmd_bandwidth": MMD_BANDWIDTH, "num_points": int(points.shape[0])}
+@functools.lru_cache(maxsize=None)
+def sampler(model, num_samples: int):
+    """Compiled ancestral sampling (variables, schedule, rng) -> (x_0, trajectory x_T ... x_0) of one model."""
+    def sample(variables, schedule, rng):
+        return ddpm.ancestral_sample(lambda x, t: model.apply(variables, x, t), schedule, rng, (num_samples, 2),
+                                     return_trajectory=True)
+    return jax.jit(sample)
 
-    # Forward process figures.
+
+def standardized(raw):
+    return jnp.asarray((raw - raw.mean(0)) / raw.std(0))
+
+
+def schedule_of(config) -> ddpm.Schedule:
+    return ddpm.make_schedule(config.schedule, config.T, config.beta_min, config.beta_max)
+
+
+def describe_schedule(kind, num_steps, beta_min, beta_max) -> str:
+    return f"cosine, T = {num_steps}" if kind == "cosine" else f"linear, T = {num_steps}, β {beta_min:g} → {beta_max:g}"
+
+
+def train_and_score(name, embedding, points, schedule, config, args, output):
+    """Train one denoiser on `points` under `schedule`, sample it, and score its samples against a held-out
+    half of the points (with the floor of the other half). (scores, samples, trajectory)."""
+    model = DenoisingMLP(embedding, schedule.num_steps, fourier_scale=config.fourier_scale)
+    variables = model.init(jax.random.key(config.seed), points[:1], jnp.ones((1,), jnp.int32))
+    eval_set = fixed_eval_set(np.asarray(points), config.eval_repeats, config.seed, schedule.num_steps)
+    program = train_program(model, training_settings(config), train_module.data_mesh())
+    trained, history = train_or_restore(
+        name, model, variables, lambda: run_training(program, variables, points, eval_set, schedule, config.seed),
+        args, output)
+    samples, trajectory = sampler(model, config.num_samples)(trained, schedule,
+                                                              jax.random.fold_in(jax.random.key(config.seed), 999))
+    distances = point_sets.distances_to_held_out_half(samples, points, MMD_BANDWIDTH, config.seed)
+    scores = {"final_test_loss": history["test"]["loss"][-1], **distances["model"],
+              "sampler_steps": int(trajectory.shape[0] - 1), "history": history}
+    return scores, distances, np.asarray(samples), np.asarray(trajectory)
+
+
+def forward_figures(points, schedule, config, output):
+    T = schedule.num_steps
     fig, ax = plt.subplots(figsize=(4, 4))
-    scatter(ax, np.asarray(points), "the dino, standardized", 6)
-    save_figure(fig, output.figure("dino.png"))
+    scatter(ax, np.asarray(points), f"{first_shape(config)}, standardized", 6)
+    save_figure(fig, output.figure("data.png"))
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot(np.arange(NUM_STEPS + 1), schedule.alpha_bars, marker=".")
-    ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=f"linear schedule, T={NUM_STEPS}, β {BETA_MIN:g}→{BETA_MAX:g}")
+    ax.plot(np.arange(T + 1), schedule.alpha_bars, marker="." if T <= 100 else None)
+    ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$",
+           title=describe_schedule(config.schedule, T, config.beta_min, config.beta_max))
     save_figure(fig, output.figure("alpha_bar.png"))
-    fig, axes = plt.subplots(1, len(FORWARD_TIMES), figsize=(3 * len(FORWARD_TIMES), 3))
+    times = sorted({max(1, round(T * f)) for f in (0.02, 0.12, 0.25, 0.5, 1.0)})
+    fig, axes = plt.subplots(1, len(times), figsize=(3 * len(times), 3))
     noise = jax.random.normal(jax.random.key(config.seed), points.shape)
-    for ax, t in zip(axes, FORWARD_TIMES):
+    for ax, t in zip(np.atleast_1d(axes), times):
         x_t = ddpm.q_sample(schedule, points, jnp.full((points.shape[0],), t), noise)
         scatter(ax, np.asarray(x_t), f"t = {t}, ᾱ = {float(schedule.alpha_bars[t]):.3f}", 6)
     save_figure(fig, output.figure("forward_noising.png"))
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for beta_min, beta_max in SCHEDULE_PAIRS:
-        ax.plot(ddpm.linear_schedule(NUM_STEPS, beta_min, beta_max).alpha_bars, label=f"β {beta_min:g} → {beta_max:g}")
-    ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title="how fast each linear schedule destroys the signal")
+        ax.plot(ddpm.linear_schedule(T, beta_min, beta_max).alpha_bars, label=f"β {beta_min:g} → {beta_max:g}")
+    ax.plot(ddpm.cosine_schedule(T).alpha_bars, "k--", label="cosine")
+    ax.set(xlabel="t", ylabel=r"$\bar\alpha_t$", title=f"how fast each schedule destroys the signal (T = {T})")
     ax.legend(fontsize=8)
     save_figure(fig, output.figure("alpha_bar_schedules.png"))
 
-    # Reverse process: three variants, same schedule, optimizer, seed, batches and budget.
-    eval_set = fixed_eval_set(np.asarray(points), config.eval_repeats, config.seed)
-    sample_rng = jax.random.fold_in(jax.random.key(config.seed), 999)
-    bootstrap = points[np.random.default_rng(config.seed).integers(0, points.shape[0], config.num_samples)]
-    results["data_floor"] = {"mmd": float(metrics.gaussian_mmd(bootstrap, points, MMD_BANDWIDTH)),
-                             "chamfer": float(metrics.chamfer_distance(bootstrap, points))}
-    samples, trajectories = {}, {}
-    for variant in EMBEDDINGS:
-        model = DenoisingMLP(variant, NUM_STEPS, fourier_scale=config.fourier_scale)
-        variables = model.init(jax.random.key(config.seed), points[:1], jnp.ones((1,), jnp.int32))
-        train_run = make_train_run(model, schedule, points, eval_set, config, config.seed)
-        trained, history = train_or_restore(variant, model, variables, train_run, args, output)
-        predict = jax.jit(lambda x, t, v=trained, m=model: m.apply(v, x, t))
-        samples[variant], trajectories[variant] = ddpm.ancestral_sample(
-            predict, schedule, sample_rng, (config.num_samples, 2), return_trajectory=True)
-        results[variant] = {"final_test_loss": history["test"]["loss"][-1],
-                            "mmd": float(metrics.gaussian_mmd(samples[variant], points, MMD_BANDWIDTH)),
-                            "chamfer": float(metrics.chamfer_distance(samples[variant], points)),
-                            "history": history}
-        print(f"{variant}: test loss {results[variant]['final_test_loss']:.4f}, MMD {results[variant]['mmd']:.4f}, "
-              f"Chamfer {results[variant]['chamfer']:.4f}")
 
+def first_shape(config) -> str:
+    return SHAPES[0] if config.shape == "all" else config.shape
+
+
+def compare_denoisers(config, args, output, results):
+    """The three denoisers on each shape (one, or all 13): scores, the samples grid, and for the first shape
+    the test-loss curves and the reverse trajectories."""
+    schedule = schedule_of(config)
+    shapes = SHAPES if config.shape == "all" else (config.shape,)
+    results["shapes"] = {}
+    samples, trajectories = {}, {}
+    for shape in shapes:
+        points = standardized(data.load_datasaurus(shape, args.data_dir))
+        entry = {"num_points": int(points.shape[0])}
+        for variant in EMBEDDINGS:
+            entry[variant], distances, samples[shape, variant], trajectory = train_and_score(
+                f"{shape}_{variant}", variant, points, schedule, config, args, output)
+            if shape == shapes[0]:
+                trajectories[variant] = trajectory
+            print(f"{shape} {variant}: test loss {entry[variant]['final_test_loss']:.4f}, "
+                  f"MMD {entry[variant]['mmd']:.4f}, Chamfer {entry[variant]['chamfer']:.4f}")
+        entry["data_floor"] = distances["floor"]
+        entry["splits"], entry["half_size"] = distances["splits"], distances["half_size"]
+        results["shapes"][shape] = entry
+        samples[shape, "data"] = np.asarray(points)
+    output.phase("denoisers")
+
+    fig, axes = plt.subplots(len(shapes), 4, figsize=(12, 3.1 * len(shapes)), squeeze=False)
+    for row, shape in zip(axes, shapes):
+        entry = results["shapes"][shape]
+        scatter(row[0], samples[shape, "data"], f"{shape}: data", 6)
+        for ax, variant in zip(row[1:], EMBEDDINGS):
+            scatter(ax, samples[shape, variant][:1000], f"{variant}: MMD² {entry[variant]['mmd']:.4f}, "
+                                                        f"Chamfer {entry[variant]['chamfer']:.3f}")
+    save_figure(fig, output.figure("samples.png"))
+
+    first = results["shapes"][shapes[0]]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for variant in EMBEDDINGS:
         ax.plot(np.arange(SMOOTHING, config.epochs + 1) if config.epochs >= SMOOTHING else [config.epochs],
-                moving_average(results[variant]["history"]["test"]["loss"], SMOOTHING), label=variant)
-    ax.set(xlabel="epoch", ylabel="test ε-MSE", title=f"test loss ({SMOOTHING}-epoch moving average)")
+                moving_average(first[variant]["history"]["test"]["loss"], SMOOTHING), label=variant)
+    ax.set(xlabel="epoch", ylabel="test ε-MSE", title=f"{shapes[0]}: test loss ({SMOOTHING}-epoch moving average)")
     ax.legend()
     save_figure(fig, output.figure("test_loss.png"))
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.9))
-    scatter(axes[0], np.asarray(points), "data", 6)
-    for ax, variant in zip(axes[1:], EMBEDDINGS):
-        scatter(ax, np.asarray(samples[variant]), f"{variant}: MMD {results[variant]['mmd']:.3f}, "
-                                                  f"Chamfer {results[variant]['chamfer']:.3f}")
-    save_figure(fig, output.figure("samples.png"))
-    fig, axes = plt.subplots(len(EMBEDDINGS), len(TRAJECTORY_TIMES), figsize=(2.2 * len(TRAJECTORY_TIMES), 6.8))
+    T = schedule.num_steps
+    times = sorted({T, round(0.8 * T), round(0.6 * T), round(0.4 * T), round(0.2 * T), round(0.1 * T), 0},
+                   reverse=True)
+    fig, axes = plt.subplots(len(EMBEDDINGS), len(times), figsize=(2.2 * len(times), 6.8))
     for row, variant in zip(axes, EMBEDDINGS):
-        for ax, t in zip(row, TRAJECTORY_TIMES):
-            scatter(ax, np.asarray(trajectories[variant][NUM_STEPS - t]), f"{variant}, t = {t}", 2)
+        for ax, t in zip(row, times):
+            scatter(ax, trajectories[variant][T - t][:1000], f"{variant}, t = {t}", 2)
     save_figure(fig, output.figure("reverse_trajectory.png"))
+
+
+def sweep_settings(config):
+    """(label, schedule kind, T, beta_min, beta_max): T swept at the default beta range, the beta ranges at
+    T = 50, and the cosine schedule at T = 50 (the default setting appears once)."""
+    settings = [(f"T={T}", "linear", T, BETA_MIN, BETA_MAX) for T in SWEEP_STEPS]
+    settings += [(f"β {lo:g}→{hi:g}", "linear", NUM_STEPS, lo, hi) for lo, hi in SCHEDULE_PAIRS
+                 if (lo, hi) != (BETA_MIN, BETA_MAX)]
+    return settings + [("cosine", "cosine", NUM_STEPS, BETA_MIN, BETA_MAX)]
+
+
+def schedule_sweep(config, args, output, results):
+    """The Fourier model under each schedule of `sweep_settings`, on one shape: sample distances per setting."""
+    points = standardized(data.load_datasaurus(config.shape, args.data_dir))
+    rows, samples = [], {}
+    for label, kind, T, beta_min, beta_max in sweep_settings(config):
+        schedule = ddpm.make_schedule(kind, T, beta_min, beta_max)
+        name = f"sweep_{kind}_T{T}_{beta_min:g}_{beta_max:g}"
+        scores, distances, samples[label], _ = train_and_score(name, "fourier", points, schedule, config, args,
+                                                               output)
+        rows.append({"setting": label, "schedule": kind, "T": T, "beta_min": beta_min, "beta_max": beta_max,
+                     "alpha_bar_T": float(schedule.alpha_bars[-1]), **scores})
+        print(f"{label}: ᾱ_T {rows[-1]['alpha_bar_T']:.3g}, MMD {scores['mmd']:.4f}, Chamfer {scores['chamfer']:.4f}")
+    results["schedule_sweep"] = {"shape": config.shape, "settings": rows, "data_floor": distances["floor"]}
+    output.phase("schedule sweep")
+
+    columns = 4
+    fig, axes = plt.subplots(-(-len(rows) // columns), columns, figsize=(3 * columns, 3.1 * -(-len(rows) // columns)),
+                             squeeze=False)
+    for ax, row in zip(axes.flat, rows):
+        scatter(ax, samples[row["setting"]][:1000], f"{row['setting']}: MMD² {row['mmd']:.4f}, "
+                                                    f"Chamfer {row['chamfer']:.3f}")
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    save_figure(fig, output.figure("schedule_sweep_samples.png"))
+    floor = distances["floor"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, metric, label in ((axes[0], "mmd", f"MMD² (σ = {MMD_BANDWIDTH})"), (axes[1], "chamfer", "Chamfer")):
+        positions = np.arange(len(rows))
+        ax.bar(positions, [r[metric] for r in rows], yerr=[r[f"{metric}_std"] for r in rows], color="tab:blue",
+               alpha=0.8, capsize=2)
+        ax.axhline(floor[metric], color="k", linestyle="--", label="data floor (held-out half)")
+        ax.set_xticks(positions, [r["setting"] for r in rows], rotation=60, ha="right", fontsize=8)
+        ax.set(ylabel=label, title=f"{config.shape}, Fourier model: {label} per schedule")
+        ax.legend(fontsize=8)
+    save_figure(fig, output.figure("schedule_sweep.png"))
+
+
+def main(argv=None):
+    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
+    output = StudyOutput(NAME, args, config)
+    points = standardized(data.load_datasaurus(first_shape(config), args.data_dir))
+    output.open()
+    schedule = schedule_of(config)
+    results = {"budget": output.budget, "config": config.to_dict(),
+               "schedule": {"kind": config.schedule, "T": schedule.num_steps, "beta_min": config.beta_min,
+                            "beta_max": config.beta_max, "alpha_bar_T": float(schedule.alpha_bars[-1]),
+                            "alpha_bars": np.asarray(schedule.alpha_bars).tolist()},
+               "mmd_bandwidth": MMD_BANDWIDTH, "num_points": int(points.shape[0])}
+    forward_figures(points, schedule, config, output)
+    if config.schedule_sweep:
+        schedule_sweep(config, args, output, results)
+    else:
+        compare_denoisers(config, args, output, results)
     output.finish(results, write_report(results))
 
 
-def write_report(results) -> str:
-    rows = [[v, results[v]["final_test_loss"], results[v]["mmd"], results[v]["chamfer"]] for v in EMBEDDINGS]
-    rows.append(["data bootstrap (floor)", "", results["data_floor"]["mmd"], results["data_floor"]["chamfer"]])
-    order = {m: sorted(EMBEDDINGS, key=lambda v: results[v][m]) for m in ("mmd", "chamfer")}
-    expected = ["fourier", "linear_time", "no_time"]
-    verdict = " ".join(
-        f"On {m.upper() if m == 'mmd' else 'Chamfer'} the order is {' < '.join(order[m])}"
-        + (" (as expected)." if order[m] == expected else " — not the expected fourier < linear_time < no_time.")
-        for m in order)
-    return f"""# The 2-D DDPM study on the Datasaurus dino
+def distance_cell(scores, metric) -> str:
+    return f"{scores[metric]:.4g} ± {scores[metric + '_std']:.2g}"
 
-{results['num_points']} points, standardized to zero mean and unit std. Linear schedule, T = {results['schedule']['T']},
-β from {results['schedule']['beta_min']:g} to {results['schedule']['beta_max']:g}. Budget: {results['budget']}
-({results['config']['epochs']} epochs × {results['config']['steps_per_epoch']} Adam steps, batch
-{results['config']['batch_size']}, lr {results['config']['learning_rate']:g}, global-norm clip
-{results['config']['grad_clip_norm']:g}); the same seed, batches and noise for every variant.
-Fourier scale (std of B): {results['config']['fourier_scale']:g}.
+
+def order_verdict(results) -> str:
+    expected = ["fourier", "linear_time", "no_time"]
+    shapes = results["shapes"]
+    lines = []
+    for metric, label in (("mmd", "MMD²"), ("chamfer", "Chamfer")):
+        held = [s for s in shapes if sorted(EMBEDDINGS, key=lambda v: shapes[s][v][metric]) == expected]
+        best = [s for s in shapes if min(EMBEDDINGS, key=lambda v: shapes[s][v][metric]) == "fourier"]
+        at_floor = [s for s in shapes if shapes[s]["fourier"][metric]
+                    <= shapes[s]["data_floor"][metric] + shapes[s]["data_floor"][metric + "_std"]]
+        lines.append(f"- {label}: the expected order fourier < linear_time < no_time holds on {len(held)} of "
+                     f"{len(shapes)} shapes{' (' + ', '.join(held) + ')' if held else ''}; fourier is the closest "
+                     f"on {len(best)} of {len(shapes)}; fourier is within one standard deviation of the floor (or "
+                     f"below it) on {len(at_floor)} of {len(shapes)}"
+                     f"{' (' + ', '.join(at_floor) + ')' if at_floor else ''}.")
+    return "\n".join(lines)
+
+
+def write_report(results) -> str:
+    config, schedule = results["config"], results["schedule"]
+    header = f"""# The 2-D DDPM study on the Datasaurus Dozen
+
+Each shape's 142 points, standardized to zero mean and unit std. Schedule:
+{describe_schedule(schedule['kind'], schedule['T'], schedule['beta_min'], schedule['beta_max'])} (ᾱ_T =
+{schedule['alpha_bar_T']:.3g}). Budget: {results['budget']} ({config['epochs']} epochs ×
+{config['steps_per_epoch']} Adam steps, batch {config['batch_size']}, lr {config['learning_rate']:g}, global-norm clip
+{config['grad_clip_norm']:g}); the same seed ({config['seed']}), batches and noise for every model.
+Fourier scale (std of B): {config['fourier_scale']:g}.
+
+**How samples are scored.** The data are split at random into two disjoint halves of 71 points; half A is the
+reference. The floor is half B against A: what fresh draws from the data's distribution score (not the same points,
+so not 0). Each model is scored on as many of its samples as B holds, against the same A. This is repeated for
+{config['num_samples']} // 71 splits, each with its own chunk of samples; the tables give mean ± std over the splits.
+MMD² is the biased (V-statistic) squared kernel MMD with a Gaussian kernel of bandwidth {results['mmd_bandwidth']}
+(standardized units); Chamfer is the mean nearest-neighbour distance from samples to reference plus that from
+reference to samples. The models train on all 142 points, so a model that memorises them can score below the floor.
 
 ## Forward process
 
-![dino](dino.png) ![alpha bar](alpha_bar.png)
+![data](data.png) ![alpha bar](alpha_bar.png)
 
 ![forward](forward_noising.png)
 
 ![schedules](alpha_bar_schedules.png)
+"""
+    if "schedule_sweep" in results:
+        sweep = results["schedule_sweep"]
+        rows = [[r["setting"], r["T"], r["beta_min"] if r["schedule"] == "linear" else "-",
+                 r["beta_max"] if r["schedule"] == "linear" else "-", r["alpha_bar_T"], r["final_test_loss"],
+                 distance_cell(r, "mmd"), distance_cell(r, "chamfer")] for r in sweep["settings"]]
+        rows.append(["data floor (held-out half)", "", "", "", "", "", distance_cell(sweep["data_floor"], "mmd"),
+                     distance_cell(sweep["data_floor"], "chamfer")])
+        best = min(sweep["settings"], key=lambda r: r["mmd"])
+        worst = max(sweep["settings"], key=lambda r: r["mmd"])
+        return header + f"""
+## Schedule sweep: the Fourier denoiser on the {sweep['shape']} under each schedule
 
-## Reverse process
+T is swept at β {BETA_MIN:g} → {BETA_MAX:g}; the β ranges at T = {NUM_STEPS}; the cosine schedule at T = {NUM_STEPS}.
+The test ε-MSE is on each model's own schedule, so it is not comparable across settings; the sample distances are.
 
-{markdown_table(["variant", "final test ε-MSE", f"MMD² (σ = {results['mmd_bandwidth']})", "Chamfer"], rows)}
+{markdown_table(["setting", "T", "β min", "β max", "ᾱ_T", "final test ε-MSE", f"MMD² (σ = {results['mmd_bandwidth']})",
+                 "Chamfer"], rows)}
 
-MMD² is the biased (V-statistic) squared kernel MMD with a Gaussian kernel of bandwidth {results['mmd_bandwidth']}
-(standardized units) between {results['config']['num_samples']} samples and the 142 data points; Chamfer is the
-mean nearest-neighbour distance from samples to data plus that from data to samples. The floor compares
-{results['config']['num_samples']} points bootstrapped from the data with the data itself (Chamfer ≈ 0 there by
-construction, since nearly every data point is drawn).
+Closest on MMD²: {best['setting']} ({best['mmd']:.4g}); farthest: {worst['setting']} ({worst['mmd']:.4g}, ᾱ_T =
+{worst['alpha_bar_T']:.3g}). A schedule whose ᾱ_T is far from 0 starts the sampler from N(0, I) where the forward
+process never arrives, so its samples keep that mismatch.
 
-{verdict}
+![sweep](schedule_sweep.png)
 
-![test loss](test_loss.png)
+![sweep samples](schedule_sweep_samples.png)
+"""
+    shapes = results["shapes"]
+    rows = {m: [[s] + [distance_cell(shapes[s][v], m) for v in EMBEDDINGS] + [distance_cell(shapes[s]["data_floor"], m)]
+                for s in shapes] for m in ("mmd", "chamfer")}
+    loss_rows = [[s] + [shapes[s][v]["final_test_loss"] for v in EMBEDDINGS] for s in shapes]
+    first = next(iter(shapes))
+    return header + f"""
+## Reverse process: three denoisers on {', '.join(shapes)}
+
+MMD² (σ = {results['mmd_bandwidth']}) to the reference half:
+
+{markdown_table(["shape"] + list(EMBEDDINGS) + ["data floor"], rows['mmd'])}
+
+Chamfer to the reference half:
+
+{markdown_table(["shape"] + list(EMBEDDINGS) + ["data floor"], rows['chamfer'])}
+
+Final test ε-MSE (a fixed set of (x₀, t, ε) triples per shape):
+
+{markdown_table(["shape"] + list(EMBEDDINGS), loss_rows)}
+
+{order_verdict(results)}
 
 ![samples](samples.png)
+
+Test loss and reverse trajectories of the {first}:
+
+![test loss](test_loss.png)
 
 ![trajectory](reverse_trajectory.png)
 """
