@@ -176,3 +176,12 @@ def test_cli_downloads_lists_and_fails_in_one_line(file_server, empty_cache, mon
     assert cli.main(["download", "cifar10"]) == errors.DownloadError.exit_code
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cifar-10-python.tar.gz" in error and "c58f30108f718f92721af3b95e74349a" in error
+
+
+def test_offline_stops_trying_mirrors_after_the_time_limit(empty_cache, monkeypatch):
+    monkeypatch.setattr(downloads, "GIVE_UP_AFTER", 0.0)
+    urls = tuple(f"{refused_url()}/{i}/blob.bin" for i in range(3))
+    with pytest.raises(errors.DownloadError) as error:
+        downloads.download(urls, empty_cache / "blob.bin", None, progress=False)
+    assert "blob.bin (connection refused)" in str(error.value)
+    assert str(error.value).count("not tried: gave up after 0 s") == 2

@@ -33,6 +33,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection: an offline machine fails 
 READ_TIMEOUT = 60.0  # seconds a server may stay silent mid-transfer
 RETRIES = 2  # further tries of a transfer that broke off (each resumes where the last stopped)
 RETRY_WAIT = 1.0
+GIVE_UP_AFTER = 20.0  # seconds of failed attempts after which further mirrors are not tried (DNS has no timeout)
 CHUNK_BYTES = 1 << 16  # small: the bytes of a chunk cut short by a dropped connection are lost
 
 
@@ -276,8 +277,11 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
     try:
         if destination.exists():  # fetched by the process we waited for
             return destination
-        tried = []
-        for url in urls:
+        tried, started, answered = [], time.monotonic(), False
+        for number, url in enumerate(urls):
+            if tried and not answered and time.monotonic() - started > GIVE_UP_AFTER:  # offline, it seems
+                tried.extend(f"{later} (not tried: gave up after {GIVE_UP_AFTER:g} s)" for later in urls[number:])
+                break
             downloader = ResumingDownloader(partial, progress, size)
             try:
                 pooch.retrieve(url, known_hash, fname=destination.name, path=destination.parent,
@@ -291,6 +295,7 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
                 tried.append(f"{url} (wrong checksum: {detail}; the download was deleted)")
             except requests.RequestException as error:
                 tried.append(f"{url} ({_reason(error)})")
+            answered = answered or downloader.answered
         hashes = describe_hash or (known_hash or "no checksum given")
         raise DownloadError(
             f"Could not download {destination.name} ({f'{size:,} bytes, ' if size else ''}{hashes}). "
