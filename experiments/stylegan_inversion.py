@@ -13,17 +13,21 @@ Scores, per image, after clipping both images to [-1, 1]: L2 = root-mean-square 
 images in [0, 1] (so PSNR = -20 log10 L2), LPIPS-VGG at 256 px, cosine distance = 1 - cos of the
 flattened [-1, 1] images.
 
-Targets: image files, centre-cropped to a square and resized to the generator's resolution, without
-face alignment (default: every image in DATA_DIR/faces/aligned_ffhq_style, already FFHQ-aligned).
+Targets (--targets: files, folders, globs, any number; default every image in
+DATA_DIR/faces/aligned_ffhq_style): FFHQ-aligned with dlib's landmarks (--align auto|on|off; auto
+leaves squares at the generator's resolution as they are), inverted --batch-size at a time by one
+compiled program. A target that cannot be used (unreadable, missing, under 32 px, one colour, no face,
+a face too small) is skipped with one line; the others run, and the exit status is then 9.
 
 --self-test replaces the pretrained generator by a seeded random one (32 px, official
-initialisation) and the photos by images it generated from known w+ latents; see `self_test_setup`.
+initialisation) and, without --targets, the photos by images it generated from known w+ latents; see
+`self_test_setup`. With --targets it inverts those targets (aligned at 32 px) with that generator.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +36,12 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import data, metrics, plots
+from jaxgen import metrics, plots
+from jaxgen.data.downloads import data_folder
+from jaxgen.errors import ImageError
+from jaxgen.stylegan import align as align_module
 from jaxgen.stylegan import invert as inversion
+from jaxgen.stylegan import targets as targets_module
 from jaxgen.stylegan import weights
 from jaxgen.stylegan.generator import (StyleGAN2Config, StyleGAN2Generator, estimate_w_avg,
                                        variable_shapes)
@@ -77,7 +85,12 @@ def parse_args(argv=None):
     source.add_argument("--self-test", action="store_true",
                         help="seeded random 32 px generator and targets it generated itself (runs on CPU)")
     parser.add_argument("--weights-sha256", help="the sha256 the downloaded weights file must have")
-    parser.add_argument("--targets", nargs="+", help="image files (default: DATA_DIR/faces/aligned_ffhq_style/*)")
+    parser.add_argument("--targets", nargs="+",
+                        help="image files, folders and globs (default: DATA_DIR/faces/aligned_ffhq_style/*)")
+    parser.add_argument("--align", choices=targets_module.ALIGN_MODES, default="auto",
+                        help="FFHQ face alignment of the targets (default auto: all but squares at the "
+                             f"generator's resolution; needs `{align_module.INSTALL}`)")
+    parser.add_argument("--batch-size", type=int, default=8, help="targets inverted together (default 8)")
     parser.add_argument("--iterations", type=int, help="Adam iterations (default 1000, --quick 10)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--lpips-weight", type=float, default=1.0, help="w1 of the custom loss (default 1)")
@@ -95,6 +108,8 @@ def parse_args(argv=None):
         raise SystemExit(MISSING_WEIGHTS.format(names=", ".join(weights.supported_names()[1:])))
     if args.crop_box and len(args.crop_box) not in (1, CROSSOVER_PAIRS):
         parser.error(f"give --crop-box once or {CROSSOVER_PAIRS} times")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     return args
 
 
@@ -150,14 +165,26 @@ def self_test_setup(seed: int, num_targets: int):
     return module, variables, np.asarray(targets), np.asarray(true_w_plus)
 
 
-def target_files(args) -> list[Path]:
+def target_specs(args) -> list[str]:
+    """--targets, else the FFHQ-aligned sample faces in the data folder."""
     if args.targets:
-        return [Path(p) for p in args.targets]
-    root = data.resolve_data_dir(args.data_dir)
-    folder = (root or Path("data")) / "faces" / "aligned_ffhq_style"
+        return list(args.targets)
+    folder = data_folder(args.data_dir) / "faces" / "aligned_ffhq_style"
     if not folder.is_dir():
-        raise SystemExit(f"No target images: {folder} does not exist. Pass --targets or --data-dir.")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+        raise ImageError(f"No target images: {folder} does not exist. Pass --targets (image files, folders or "
+                         "globs) or --data-dir.")
+    return [str(folder)]
+
+
+def load_targets(args, resolution: int):
+    """(targets, names, originals, per-target records, skipped) of --targets; ImageError when none is usable."""
+    usable, skipped = targets_module.prepare_all(target_specs(args), resolution, args.align,
+                                                 report=lambda line: print(line, file=sys.stderr))
+    if not usable:
+        raise ImageError(f"none of the {len(skipped)} targets could be used: "
+                         + "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3]))
+    return (np.stack([t.image for t in usable]), [t.name for t in usable], [t.original for t in usable],
+            [t.record for t in usable], skipped)
 
 
 # ----------------------------------------------------------------------------- scores
@@ -249,21 +276,23 @@ def main(argv=None):
     budget = QUICK if args.quick else FULL
     if args.iterations:
         budget = dataclasses.replace(budget, iterations=args.iterations)
-    output = StudyOutput(NAME, args)
 
     # 1. Generator and targets.
-    if args.self_test:
+    originals, records, skipped, true_w_plus = None, None, [], None
+    if args.self_test and not args.targets:
         module, variables, targets, true_w_plus = self_test_setup(args.seed, budget.self_test_targets)
         names = [f"generated_{i}" for i in range(len(targets))]
-        np.savez(output.figure("self_test_targets.npz"), targets=targets, w_plus=true_w_plus)
     else:
-        module, variables, source = weights.load(args.weights, args.weights_sha256)
-        files = target_files(args)
-        targets = inversion.load_targets(files, module.config.img_resolution)
-        names = [f.name for f in files]
-    if len(targets) < TABLE2_TARGETS:
-        raise SystemExit(f"need at least {TABLE2_TARGETS} targets, got {len(targets)}")
+        if args.self_test:
+            module, variables, _, _ = self_test_setup(args.seed, 1)
+        else:
+            module, variables, source = weights.load(args.weights, args.weights_sha256)
+        targets, names, originals, records, skipped = load_targets(args, module.config.img_resolution)
+    output = StudyOutput(NAME, args)
+    if true_w_plus is not None:
+        np.savez(output.figure("self_test_targets.npz"), targets=targets, w_plus=true_w_plus)
     config = module.config
+    table2_targets, pair_count = min(TABLE2_TARGETS, len(targets)), min(CROSSOVER_PAIRS, len(targets))
     lpips_variables = load_lpips_vgg()
     settings = inversion.InversionSettings(iterations=budget.iterations, learning_rate=args.learning_rate,
                                            steps_per_call=budget.steps_per_call)
@@ -276,7 +305,7 @@ def main(argv=None):
 
     hyperparameters = {
         "optimizer": "adam (optax defaults b1 0.9, b2 0.999, eps 1e-8)", "learning_rate": settings.learning_rate,
-        "iterations": settings.iterations, "noise_mode": settings.noise_mode,
+        "iterations": settings.iterations, "noise_mode": settings.noise_mode, "batch_size": args.batch_size,
         "start": {"z": "seeded z (10,000 draws, seed 0) whose w is closest to w_avg", "w": "w_avg",
                   "w_plus": "w_avg in every row"},
         "losses": {"mse": "mean squared error of [-1, 1] images",
@@ -284,28 +313,35 @@ def main(argv=None):
                              f"+ {args.cos_weight:g} * (1 - cosine similarity of the flattened images)"},
         "lpips_weight": args.lpips_weight, "cos_weight": args.cos_weight,
         "loss_lpips_resolution": lpips_resolution, "metric_lpips_resolution": METRIC_LPIPS_RESOLUTION,
-        "targets_table1": len(targets), "targets_table2": TABLE2_TARGETS, "crossover_pairs": CROSSOVER_PAIRS,
+        "targets_table1": len(targets), "targets_table2": table2_targets, "crossover_pairs": pair_count,
         "crossover_k": k, "num_ws": config.num_ws,
-        "target_preprocessing": "generated by the self-test generator" if args.self_test else
-        "largest centred square, Lanczos resize to the generator's resolution, no face alignment",
+        "target_preprocessing": "generated by the self-test generator" if records is None else
+        f"--align {args.align} (per target in target_details)",
     }
     results = {"mode": "self_test" if args.self_test else "weights", "weights": args.weights,
                "weights_source": None if args.self_test else source.describe(),
                "budget": "quick" if args.quick else "full", "seed": args.seed, "generator": config.to_dict(),
-               "targets": names, "hyperparameters": hyperparameters}
+               "targets": names, "target_details": records,
+               "skipped": [{"target": s.name, "reason": s.reason} for s in skipped],
+               "hyperparameters": hyperparameters}
 
-    # 2. Invert: every target with MSE (Table 1), the first five with the custom loss (Table 2).
-    runs = {}
-    for space in inversion.SPACES:
-        runs[(space, "mse")] = inversion.invert(module, variables, targets, space, losses["mse"], settings,
-                                                start=_start(module, variables, space, len(targets), z_start))
-        output.phase(f"invert {space}/mse")
-    few = targets[:TABLE2_TARGETS]
-    for space in inversion.SPACES:
-        runs[(space, "custom")] = inversion.invert(module, variables, few, space, losses["custom"], settings,
-                                                   lpips_variables,
-                                                   start=_start(module, variables, space, len(few), z_start))
-        output.phase(f"invert {space}/custom")
+    # 2. Invert: every target with MSE (Table 1), the first five with the custom loss (Table 2), in chunks of
+    # --batch-size, each (space, loss) one compiled program.
+    runs, traces_before = {}, dict(inversion.TRACES)
+    few = targets[:table2_targets]
+    batch_size = min(args.batch_size, len(targets))  # Table 2's few targets are padded to it too
+    for loss, subset in (("mse", targets), ("custom", few)):
+        for space in inversion.SPACES:
+            runs[(space, loss)] = inversion.invert_in_chunks(
+                module, variables, subset, space, losses[loss], settings, lpips_variables,
+                start=_start(module, variables, space, len(subset), z_start), batch_size=batch_size)
+            output.phase(f"invert {space}/{loss}")
+    results["chunks"] = {f"{space}/{loss}": run.chunks for (space, loss), run in runs.items()}
+    # Programs traced (and so compiled) by this run's inversions: one per space and loss, however many chunks.
+    results["compilations"] = {}
+    for key, count in inversion.TRACES.items():
+        name = f"{key[0]}/{'mse' if key[1] == losses['mse'] else 'custom'}"
+        results["compilations"][name] = results["compilations"].get(name, 0) + count - traces_before.get(key, 0)
     for (space, loss), run in runs.items():
         run.save(output.figure(f"latents_{space}_{loss}.npz"), targets=np.array(names[:len(run.images)]))
 
@@ -317,10 +353,14 @@ def main(argv=None):
     results["table2"] = {}
     for space in inversion.SPACES:
         for loss in LOSSES:
-            keep = slice(0, TABLE2_TARGETS)
+            keep = slice(0, table2_targets)
             subset = {key: values[keep] for key, values in distances[(space, loss)].items()}
             results["table2"][f"{space}/{loss}"] = summary_row(subset, runs[(space, loss)].loss_history[-1, keep])
-    if args.self_test:
+    results["per_target"] = [
+        {"target": name, **{f"{space}/mse": {key: float(distances[(space, "mse")][key][i])
+                                             for key in ("l2", "lpips", "cos", "psnr")} for space in inversion.SPACES}}
+        for i, name in enumerate(names)]
+    if true_w_plus is not None:
         results["recovery"] = {space: {"psnr_mean": results["table1"][f"{space}/mse"]["psnr_mean"],
                                        "psnr_std": results["table1"][f"{space}/mse"]["psnr_std"],
                                        "psnr_min": float(distances[(space, "mse")]["psnr"].min())}
@@ -330,7 +370,7 @@ def main(argv=None):
     output.phase("scores")
 
     # 4. Crossover of w+ (MSE) latents.
-    pairs = [(i, (i + 1) % len(targets)) for i in range(CROSSOVER_PAIRS)]
+    pairs = [(i, (i + 1) % len(targets)) for i in range(pair_count)]
     content_index, style_index = [c for c, _ in pairs], [s for _, s in pairs]
     w_plus = runs[("w_plus", "mse")].w_plus
     split_a, split_b = inversion.crossover(w_plus[content_index], w_plus[style_index], k)
@@ -354,18 +394,52 @@ def main(argv=None):
              for key in ("l2_content_a", "l2_content_b", "lpips_style_a", "lpips_style_b", "delta_style")}
     results["table3"] = {"k": k, "pairs": table3, "mean": means}
 
-    # 5. Figures.
-    shown = {"mse": len(targets), "custom": TABLE2_TARGETS}
-    for loss, count in shown.items():
-        rows = [inversion.to_unit_range(targets[:count])]
-        rows += [inversion.to_unit_range(runs[(space, loss)].images[:count]) for space in inversion.SPACES]
-        plots.image_grid(np.concatenate(rows), output.figure(f"reconstructions_{loss}.png"), ncols=count,
-                         row_labels=["target", *inversion.SPACES], scale=1.2,
-                         title=f"targets and their {loss} inversions")
+    # 5. Figures: one row per target (input, aligned target, an inversion per space), paged.
+    results["figures"] = {}
+    for loss, count in (("mse", len(targets)), ("custom", table2_targets)):
+        results["figures"][loss] = reconstruction_pages(
+            targets[:count], originals[:count] if originals else None, names[:count],
+            {space: runs[(space, loss)].images for space in inversion.SPACES}, output, f"reconstructions_{loss}",
+            f"targets and their {loss} inversions")
     loss_curves({f"{space}/{loss}": run.loss_history for (space, loss), run in runs.items()},
                 output.figure("loss_curves.png"))
     output.phase("crossover and figures")
     output.finish(results, write_report(results))
+    if skipped:
+        print(f"{len(skipped)} of {len(skipped) + len(targets)} targets were skipped (see results.json 'skipped')",
+              file=sys.stderr)
+        raise SystemExit(ImageError.exit_code)
+
+
+FIGURE_ROWS = 8  # targets per reconstruction page
+
+
+def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+    """An RGB uint8 image letterboxed into a (side, side) square in [0, 1]."""
+    from PIL import Image
+    picture = Image.fromarray(image)
+    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
+    return np.asarray(canvas, np.float32) / 255.0
+
+
+def reconstruction_pages(targets, originals, names, inversions: dict, output, stem: str, title: str) -> list[str]:
+    """Pages of FIGURE_ROWS rows: [input,] target, and its inversion in each space; the file names."""
+    side = targets.shape[1]
+    columns = (["input"] if originals else []) + ["target"] + list(inversions)
+    files = []
+    for page, first in enumerate(range(0, len(targets), FIGURE_ROWS)):
+        rows = []
+        for i in range(first, min(first + FIGURE_ROWS, len(targets))):
+            row = ([thumbnail(originals[i], side)] if originals else []) + [inversion.to_unit_range(targets[i])]
+            row += [inversion.to_unit_range(images[i]) for images in inversions.values()]
+            rows.extend(row)
+        filename = f"{stem}.png" if len(targets) <= FIGURE_ROWS else f"{stem}_p{page + 1}.png"
+        plots.image_grid(np.stack(rows), output.figure(filename), ncols=len(columns),
+                         row_labels=names[first:first + FIGURE_ROWS], col_labels=columns, scale=1.2, title=title)
+        files.append(filename)
+    return files
 
 
 def _start(module, variables, space, count, z_start):
@@ -383,6 +457,10 @@ def _score_rows(table: dict) -> list[list]:
              row["final_loss_mean"]] for key, row in table.items()]
 
 
+def _figures(files: list[str], alt: str) -> str:
+    return "\n".join(f"![{alt}]({name})" for name in files)
+
+
 def write_report(results) -> str:
     hp = results["hyperparameters"]
     score_headers = ["space/loss", "L2 (RMS, [0,1])", "LPIPS-VGG (256 px)", "cosine distance", "PSNR (dB)",
@@ -396,7 +474,7 @@ def write_report(results) -> str:
                                          "delta_style")]])
     hp_rows = [[key, value if not isinstance(value, dict) else "; ".join(f"{k}: {v}" for k, v in value.items())]
                for key, value in hp.items()]
-    if results["mode"] == "self_test":
+    if "recovery" in results:
         source = (f"**Self-test**: a seeded random StyleGAN2 ({results['generator']['img_resolution']} px, "
                   f"official initialisation, ToRGB rescaled to an image std of {SELF_TEST_IMAGE_STD}) and "
                   f"{len(results['targets'])} targets it generated itself. Each target's w+ has an independent "
@@ -418,8 +496,18 @@ def write_report(results) -> str:
                    "The w+ latents themselves are not recovered (see latents_w_plus_mse.npz): each layer's "
                    "affine map has fewer styles than w_dim, so many w+ give the same image.")
     else:
-        source = (f"Generator: `{results['weights']}` ({results['generator']['img_resolution']} px, "
+        generator = ("the seeded random self-test generator" if results["mode"] == "self_test"
+                     else f"`{results['weights']}`")
+        source = (f"Generator: {generator} ({results['generator']['img_resolution']} px, "
                   f"{hp['num_ws']} w+ rows). Targets: {', '.join(results['targets'])}.")
+        rows = [[d["file"], d["preprocessing"], *(
+                    [f"{d['transform']['scale']:.3f}", f"{d['transform']['rotation_deg']:.1f}",
+                     ", ".join(f"{v:.0f}" for v in d["transform"]["shift_px"])] if "transform" in d else ["", "", ""]),
+                 d.get("note", "")] for d in results["target_details"]]
+        source += "\n\n### Targets\n\n" + markdown_table(
+            ["file", "preprocessing", "scale", "rotation (°)", "shift (px)", "note"], rows)
+        if results["skipped"]:
+            source += "\n\nSkipped: " + "; ".join(f"{s['target']} ({s['reason']})" for s in results["skipped"]) + "."
     return f"""# StyleGAN2 inversion: z, w, w+, MSE against a perceptual loss, and w+ crossover
 
 {results['budget']} budget, seed {results['seed']}.
@@ -434,7 +522,7 @@ to 256 px; **cosine distance** = 1 − cos(x, y) of the flattened [-1, 1] images
 
 {markdown_table(score_headers, _score_rows(results['table1']))}
 
-![reconstructions, MSE](reconstructions_mse.png)
+{_figures(results['figures']['mse'], 'reconstructions, MSE')}
 
 ## Table 2: MSE against the custom loss ({hp['targets_table2']} targets per space and loss)
 
@@ -442,7 +530,7 @@ Custom loss: {hp['losses']['custom']}. The MSE rows are Table 1's runs restricte
 
 {markdown_table(score_headers, _score_rows(results['table2']))}
 
-![reconstructions, custom loss](reconstructions_custom.png)
+{_figures(results['figures']['custom'], 'reconstructions, custom loss')}
 ![loss curves](loss_curves.png)
 
 ## Table 3: w+ crossover (k = {table3['k']} of {hp['num_ws']} rows)

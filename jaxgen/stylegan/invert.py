@@ -16,6 +16,7 @@ Noise inputs use the generator's stored constants (noise_mode 'const') and are n
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -24,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from PIL import Image
 from tqdm.auto import tqdm
 
 from jaxgen import metrics
@@ -32,29 +32,10 @@ from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator
 from jaxgen.stylegan.perceptual import lpips_features, lpips_from_features
 
 SPACES = ("z", "w", "w_plus")
+# How many times each optimisation program was traced (and so compiled), by (space, loss, steps, batch
+# shape): a run of many chunks of targets must trace each program once.
+TRACES: collections.Counter = collections.Counter()
 CONTENT_BOUNDARY_RESOLUTION = 64
-
-
-# ----------------------------------------------------------------------------- targets
-
-def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of the largest centred square."""
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    return left, top, left + side, top + side
-
-
-def load_target(path, resolution: int) -> np.ndarray:
-    """(R, R, 3) float32 in [-1, 1]: the image's largest centred square, resized with Lanczos.
-    No face alignment: FFHQ generators expect aligned faces, so unaligned photos invert worse."""
-    with Image.open(path) as image:
-        square = image.convert("RGB").crop(centre_square(*image.size))
-        resized = square.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    return np.asarray(resized, np.float32) / 127.5 - 1.0
-
-
-def load_targets(paths, resolution: int) -> np.ndarray:
-    return np.stack([load_target(p, resolution) for p in paths])
 
 
 def to_unit_range(images):
@@ -155,6 +136,7 @@ class InversionResult:
     w_plus: np.ndarray  # (N, num_ws, w_dim) what the synthesis network receives
     images: np.ndarray  # (N, R, R, C) in the generator's range
     loss_history: np.ndarray  # (iterations, N) per-target loss before each update
+    chunks: list[int] = dataclasses.field(default_factory=list)  # targets per compiled batch, in order
 
     def save(self, path, **metadata) -> None:
         np.savez(path, space=self.space, latents=self.latents, w_plus=self.w_plus,
@@ -172,6 +154,7 @@ def _optimise(module, variables, lpips_variables, latents, opt_state, targets, t
               space: str, loss: InversionLoss, learning_rate: float, noise_mode: str, steps: int):
     """`steps` Adam iterations in one program; returns (latents, opt_state, (steps, N) losses).
     It does not depend on the total iteration count, so runs of any length share it."""
+    TRACES[(space, loss, steps, targets.shape)] += 1  # runs while tracing only
     optimizer = optax.adam(learning_rate)
 
     def total_loss(latents):
@@ -219,7 +202,36 @@ def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: Inv
     w_plus = to_w_plus(module, variables, latents, space)
     images = module.apply(variables, w_plus, settings.noise_mode, method=module.synthesis)
     return InversionResult(space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
-                           np.concatenate(history))
+                           np.concatenate(history), [len(targets)])
+
+
+def invert_in_chunks(module: StyleGAN2Generator, variables, targets, space: str, loss: InversionLoss = InversionLoss(),
+                     settings: InversionSettings = InversionSettings(), lpips_variables=None, start=None,
+                     batch_size: int = 8, progress: bool = True) -> InversionResult:
+    """`invert` of any number of targets, `batch_size` at a time. A short chunk (the last, or the only
+    one) is padded with copies of its last target, so every chunk runs the same compiled program;
+    targets are independent (see the module docstring), so padding changes no result."""
+    targets = np.asarray(targets, np.float32)
+    count = len(targets)
+    if count == 0:
+        raise ValueError("no targets to invert")
+    size = batch_size
+    if start is None:
+        start = start_latents(module, variables, space, count, z_start(module, variables) if space == "z" else None)
+    start = np.asarray(start, np.float32)
+    parts, chunks = [], []
+    for first in range(0, count, size):
+        chunk, chunk_start = targets[first:first + size], start[first:first + size]
+        real = len(chunk)
+        if real < size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - real, axis=0)])
+            chunk_start = np.concatenate([chunk_start, np.repeat(chunk_start[-1:], size - real, axis=0)])
+        result = invert(module, variables, chunk, space, loss, settings, lpips_variables, chunk_start, progress)
+        parts.append((result, real))
+        chunks.append(real)
+    join = lambda field: np.concatenate([getattr(r, field)[:n] for r, n in parts])
+    history = np.concatenate([r.loss_history[:, :n] for r, n in parts], axis=1)
+    return InversionResult(space, join("latents"), join("w_plus"), join("images"), history, chunks)
 
 
 # ----------------------------------------------------------------------------- crossover
