@@ -21,7 +21,7 @@ import numpy as np
 from jaxgen.data import downloads
 
 MNIST_SIZES = {"train": 2500, "test": 1200}
-CIFAR_BATCH = 120  # 5 training batches and one test batch of this many images
+CIFAR_BATCH = {"train": 200, "test": 1000}  # images per batch: 5 training batches and one test batch
 STL_SIZES = {"train": 20, "test": 16, "unlabeled": 24}
 
 
@@ -59,7 +59,7 @@ def _add(tar: tarfile.TarFile, name: str, content: bytes) -> None:
     tar.addfile(info, io.BytesIO(content))
 
 
-def write_cifar_archive(path: Path, seed: int = 0, batch: int = CIFAR_BATCH) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def write_cifar_archive(path: Path, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """cifar-10-python.tar.gz with cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (protocol-2
     pickles of dicts with bytes keys, as the official Python 2 files); returns {split: (HWC images, labels)}."""
     rng = np.random.default_rng(seed)
@@ -68,6 +68,7 @@ def write_cifar_archive(path: Path, seed: int = 0, batch: int = CIFAR_BATCH) -> 
     with tarfile.open(path, "w:gz") as tar:
         _add(tar, "cifar-10-batches-py/batches.meta", pickle.dumps({b"label_names": [b"airplane"]}, protocol=2))
         for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = CIFAR_BATCH["test" if name == "test_batch" else "train"]
             labels = rng.integers(0, 10, batch)
             hwc = class_images(rng, labels, (32, 32, 3))
             content = {b"batch_label": name.encode(), b"labels": labels.tolist(),

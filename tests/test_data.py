@@ -98,7 +98,7 @@ def test_cifar10_archive_read_back_exactly(tmp_path, monkeypatch):
         np.testing.assert_array_equal(dataset.images, written[split][0])
         np.testing.assert_array_equal(dataset.labels, written[split][1])
         assert dataset.class_names == data.CIFAR10_CLASSES
-    assert len(written["train"][0]) == 5 * synthetic_data.CIFAR_BATCH
+    assert len(written["train"][0]) == 5 * synthetic_data.CIFAR_BATCH["train"]
 
 
 def test_cifar10_extracted_pickle_batches(tmp_path, rng):

@@ -13,6 +13,7 @@ Environment: `JAXGEN_DATA_DIR` (the data folder and cache; default: the user cac
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -248,6 +249,19 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error)[:120]}"
 
 
+def _lock_path(destination: Path) -> Path:
+    """The lock file of a download: in the user cache (keeping data folders clean), else beside the file."""
+    import hashlib
+
+    locks = Path(pooch.os_cache("jaxgen")) / ".locks"
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return destination.with_name(f".{destination.name}.lock")
+    key = hashlib.sha256(str(destination.resolve()).encode()).hexdigest()[:24]
+    return locks / f"{destination.name}.{key}.lock"
+
+
 def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: str | None,
              size: int | None = None, progress: bool = True, describe_hash: str | None = None) -> Path:
     """Fetch the first of `urls` that works into `destination`, checked against `known_hash`.
@@ -259,18 +273,19 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
     import requests
 
     destination = Path(destination)
+    partial = destination.with_name(destination.name + ".part")
+    lock = filelock.FileLock(str(_lock_path(destination)))
+    created = not destination.parent.exists()
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            print(f"waiting for another process downloading {destination}", file=sys.stderr)
+            lock.acquire()
     except OSError as error:
-        raise DownloadError(f"Cannot write {destination.parent} ({error.strerror}): set {DATA_DIR_ENV} "
-                            "to a writable folder.") from None
-    partial = destination.with_name(destination.name + ".part")
-    lock = filelock.FileLock(str(destination.with_name(f".{destination.name}.lock")))  # hidden: stays behind
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        print(f"waiting for another process downloading {destination}", file=sys.stderr)
-        lock.acquire()
+        raise DownloadError(f"Cannot download {destination.name} into {destination.parent} ({error.strerror}): "
+                            f"set {DATA_DIR_ENV} to a writable folder, or put the file at {destination}") from None
     logger = pooch.get_logger()  # our progress bar and error say what its "Downloading..." lines would
     level = logger.level
     logger.setLevel("WARNING")
@@ -297,6 +312,9 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
                 tried.append(f"{url} ({_reason(error)})")
             answered = answered or downloader.answered
         hashes = describe_hash or (known_hash or "no checksum given")
+        if created and not partial.exists():  # a failed start leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                destination.parent.rmdir()
         raise DownloadError(
             f"Could not download {destination.name} ({f'{size:,} bytes, ' if size else ''}{hashes}). "
             f"Tried: {'; '.join(tried)}. Either set {MIRROR_ENV}=<base URL> to a server holding "
