@@ -39,9 +39,10 @@ def blob(folder, name="blob.bin", size=300_000):
     return content
 
 
-def test_download_is_checked_cached_and_not_repeated(file_server, empty_cache):
+def test_download_is_checked_cached_and_not_repeated(file_server, empty_cache, monkeypatch):
     content = blob(file_server.folder)
     server = file_server()
+    monkeypatch.setenv("JAXGEN_MIRROR", refused_url())  # stands for the data table's files, not for fetch_url
     sha = hashlib.sha256(content).hexdigest()
     path = downloads.fetch_url(f"{server.url}/blob.bin", folder="weights", known_hash=f"sha256:{sha}")
     assert path == empty_cache / "weights" / "blob.bin" and path.read_bytes() == content

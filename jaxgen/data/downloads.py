@@ -263,7 +263,8 @@ def _lock_path(destination: Path) -> Path:
 
 
 def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: str | None,
-             size: int | None = None, progress: bool = True, describe_hash: str | None = None) -> Path:
+             size: int | None = None, progress: bool = True, describe_hash: str | None = None,
+             mirror_hint: bool = True) -> Path:
     """Fetch the first of `urls` that works into `destination`, checked against `known_hash`.
 
     Nothing appears at `destination` until the hash matches. A second process asking for the same file
@@ -315,10 +316,11 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
         if created and not partial.exists():  # a failed start leaves no empty folder behind
             with contextlib.suppress(OSError):
                 destination.parent.rmdir()
+        mirror = (f"set {MIRROR_ENV}=<base URL> to a server holding <base URL>/{destination.name}" if mirror_hint
+                  else "download it by other means")
         raise DownloadError(
             f"Could not download {destination.name} ({f'{size:,} bytes, ' if size else ''}{hashes}). "
-            f"Tried: {'; '.join(tried)}. Either set {MIRROR_ENV}=<base URL> to a server holding "
-            f"<base URL>/{destination.name}, or put the file at {destination}")
+            f"Tried: {'; '.join(tried)}. Either {mirror}, or put the file at {destination}")
     finally:
         logger.setLevel(level)
         lock.release()
@@ -344,8 +346,8 @@ def fetch_url(url: str, *, folder: str, filename: str | None = None, known_hash:
     """Download `url` into `cache_dir()/folder/filename` once (with resume, lock, timeouts, checksum).
 
     `known_hash` is "sha256:<hex>" or "md5:<hex>" (a bare hex string is sha256); without it the file
-    is trusted as found. A cached file is returned without any network access. With `$JAXGEN_MIRROR` set,
-    the file comes from `<mirror>/<filename>` instead.
+    is trusted as found. A cached file is returned without any network access. `$JAXGEN_MIRROR` does not
+    apply: it stands for the data files of the table, and a caller can pass a URL of its own mirror.
     """
     filename = filename or Path(urlparse(url).path).name
     if not filename:
@@ -353,9 +355,7 @@ def fetch_url(url: str, *, folder: str, filename: str | None = None, known_hash:
     destination = cache_dir() / folder / filename
     if destination.exists():
         return check_file(destination, known_hash) if known_hash else destination
-    mirror = os.environ.get(MIRROR_ENV)
-    urls = (f"{mirror.rstrip('/')}/{filename}",) if mirror else (url,)
-    return download(urls, destination, known_hash, progress=progress)
+    return download((url,), destination, known_hash, progress=progress, mirror_hint=False)
 
 
 def cached_files(root: Path | None = None) -> list[tuple[Path, int]]:
