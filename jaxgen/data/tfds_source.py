@@ -28,8 +28,8 @@ def load_tfds(name: str, split: str, data_dir=None, allow_download: bool = True)
         source = tfds.data_source(tfds_name, split=tfds_split, data_dir=data_dir, download=allow_download,
                                   builder_kwargs={"file_format": "array_record"})
         info = tfds.builder(tfds_name, data_dir=data_dir, file_format="array_record").info
-    except ModuleNotFoundError as error:
-        if error.name and error.name.split(".")[0] == "tensorflow":
+    except ImportError as error:  # TFDS imports TensorFlow lazily, when a builder needs it to prepare
+        if (error.name or "").split(".")[0] == "tensorflow" or "TensorFlow" in str(error):
             raise DataError(f"TFDS needs TensorFlow to prepare {tfds_name}: pip install tensorflow, "
                             "or use the default source") from None
         raise
