@@ -179,7 +179,7 @@ class ResumingDownloader:
     def __init__(self, partial: Path, progress: bool = True, expected_size: int | None = None):
         self.partial, self.progress, self.expected_size = Path(partial), progress, expected_size
         self.retries_used = 0
-        self.answered = False
+        self.answers = 0  # responses received (any attempt): the server is reachable
 
     def __call__(self, url: str, output_file: str, pooch_instance=None, check_only: bool = False) -> None:
         import requests
@@ -188,14 +188,14 @@ class ResumingDownloader:
             raise NotImplementedError("check_only is not used by jaxgen")
         while True:
             start = self.partial.stat().st_size if self.partial.exists() else 0
-            self.answered = False
+            answers = self.answers
             try:
                 self._transfer(url, start)
                 break
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
                 # Retry only a transfer that broke off after the server answered: the rest resumes from the
                 # bytes kept. A refused or silent server is not retried here (the caller tries the next URL).
-                if not self.answered or self.retries_used >= RETRIES:
+                if self.answers == answers or self.retries_used >= RETRIES:
                     raise
                 self.retries_used += 1
                 time.sleep(RETRY_WAIT)
@@ -210,7 +210,7 @@ class ResumingDownloader:
             if start and response.status_code == 416:  # the part already holds everything there is
                 return
             response.raise_for_status()
-            self.answered = True
+            self.answers += 1
             if start and response.status_code != 206:  # the server ignored Range: start again
                 start = 0
             remaining = int(response.headers.get("Content-Length", 0)) or None
@@ -311,7 +311,11 @@ def download(urls: tuple[str, ...] | list[str], destination: Path, known_hash: s
                 tried.append(f"{url} (wrong checksum: {detail}; the download was deleted)")
             except requests.RequestException as error:
                 tried.append(f"{url} ({_reason(error)})")
-            answered = answered or downloader.answered
+            except OSError as error:  # the disk, not the network (RequestException is an OSError too)
+                raise DownloadError(f"Cannot write {destination.name} into {destination.parent} "
+                                    f"({error.strerror or error}): free some space or set {DATA_DIR_ENV} "
+                                    "to another folder") from None
+            answered = answered or downloader.answers > 0
         hashes = describe_hash or (known_hash or "no checksum given")
         if created and not partial.exists():  # a failed start leaves no empty folder behind
             with contextlib.suppress(OSError):
