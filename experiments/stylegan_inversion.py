@@ -91,6 +91,10 @@ def parse_args(argv=None):
                         help="FFHQ face alignment of the targets (default auto: all but squares at the "
                              f"generator's resolution; needs `{align_module.INSTALL}`)")
     parser.add_argument("--batch-size", type=int, default=8, help="targets inverted together (default 8)")
+    parser.add_argument("--recipe", choices=("plain", *inversion.RECIPES), default="plain",
+                        help="besides the plain z / w / w+ runs, invert every target as a published projector does "
+                             "(official: NVIDIA's stylegan2-ada-pytorch projector, w + noise maps; rosinality: "
+                             "w+ + noise maps); its settings and scores go to results.json 'recipe'")
     parser.add_argument("--iterations", type=int, help="Adam iterations (default 1000, --quick 10)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--lpips-weight", type=float, default=1.0, help="w1 of the custom loss (default 1)")
@@ -345,8 +349,22 @@ def main(argv=None):
     for (space, loss), run in runs.items():
         run.save(output.figure(f"latents_{space}_{loss}.npz"), targets=np.array(names[:len(run.images)]))
 
-    # 3. Tables 1 and 2.
+    # 3. Tables 1 and 2 (and the recipe's scores).
     scorer = Scorer(lpips_variables, targets)
+    if args.recipe != "plain":
+        recipe = dataclasses.replace(inversion.RECIPES[args.recipe], iterations=budget.iterations,
+                                     steps_per_call=budget.steps_per_call)
+        images, history = [], []
+        for first in range(0, len(targets), batch_size):  # padded chunks: one compiled program
+            chunk = targets[first:first + batch_size]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)])
+            run = inversion.invert_with_recipe(module, variables, padded, recipe, lpips_variables, args.seed)
+            images.append(run.images[:len(chunk)])
+            history.append(run.loss_history[:, :len(chunk)])
+        images, history = np.concatenate(images), np.concatenate(history, axis=1)
+        results["recipe"] = {"settings": recipe.to_dict(),
+                             "scores": summary_row(scorer(images, range(len(images))), history[-1])}
+        output.phase(f"invert {args.recipe} recipe")
     distances = {key: scorer(run.images, range(len(run.images))) for key, run in runs.items()}
     results["table1"] = {f"{space}/mse": summary_row(distances[(space, "mse")], runs[(space, "mse")].loss_history[-1])
                          for space in inversion.SPACES}
@@ -508,6 +526,13 @@ def write_report(results) -> str:
             ["file", "preprocessing", "scale", "rotation (°)", "shift (px)", "note"], rows)
         if results["skipped"]:
             source += "\n\nSkipped: " + "; ".join(f"{s['target']} ({s['reason']})" for s in results["skipped"]) + "."
+    if "recipe" in results:
+        recipe = results["recipe"]
+        source += (f"\n\n### Recipe: {recipe['settings']['name']} projector ({recipe['settings']['space']} and noise "
+                   "maps)\n\n" + markdown_table(["settings", "L2", "LPIPS", "cosine", "PSNR (dB)"], [[
+                       ", ".join(f"{k} {v}" for k, v in recipe["settings"].items() if k != "name"),
+                       _pm(recipe["scores"], "l2"), _pm(recipe["scores"], "lpips"), _pm(recipe["scores"], "cos"),
+                       f"{recipe['scores']['psnr_mean']:.2f}"]]))
     return f"""# StyleGAN2 inversion: z, w, w+, MSE against a perceptual loss, and w+ crossover
 
 {results['budget']} budget, seed {results['seed']}.

