@@ -20,6 +20,7 @@ STL10_FILES = {"train": ("train_X.bin", "train_y.bin"),
 ARCHIVE_MEMBERS = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin",
                    "class_names.txt", "fold_indices.txt")
 IMAGE_BYTES = 3 * 96 * 96
+OFFICIAL_BIN_BYTES = (5_000 + 8_000 + 100_000) * IMAGE_BYTES + 5_000 + 8_000  # the .bin files of the release
 DONE_MARKER = ".extracted"
 
 
@@ -62,9 +63,10 @@ def extract_archive(archive: Path, folder: Path, progress: bool = True) -> Path:
     if extracted(folder):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    official = archive.stat().st_size == 2_640_397_119
     try:
         with tarfile.open(archive, "r|gz") as tar, \
-                tqdm(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=f"extracting {archive.name}",
+                tqdm(total=OFFICIAL_BIN_BYTES if official else None, unit="B", unit_scale=True, unit_divisor=1024, desc=f"extracting {archive.name}",
                      disable=not progress, file=sys.stderr, leave=False) as bar:
             for member in tar:
                 name = Path(member.name).name
@@ -74,7 +76,7 @@ def extract_archive(archive: Path, folder: Path, progress: bool = True) -> Path:
                 with tar.extractfile(member) as source, open(temporary, "wb") as target:
                     while chunk := source.read(1 << 22):
                         target.write(chunk)
-                        bar.update(len(chunk))
+                        bar.update(len(chunk) if name.endswith(".bin") else 0)
                 os.replace(temporary, folder / name)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise CorruptFileError(f"{archive} cannot be extracted into {folder} ({error}). Delete the archive to "
