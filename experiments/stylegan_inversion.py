@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from experiments import common
 from experiments.common import StudyOutput, markdown_table, study_parser
 from jaxgen import metrics, plots
 from jaxgen.data.downloads import data_folder
@@ -578,4 +579,4 @@ Latents of every run: `latents_<space>_<loss>.npz` (latents, w_plus, loss_histor
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

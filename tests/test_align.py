@@ -163,6 +163,20 @@ def test_public_domain_photos_give_one_face_or_a_reason_and_land_on_the_template
 
 
 @needs_dlib
+def test_no_face_and_a_face_too_small_are_reasons_to_skip(tmp_path):
+    noise = np.random.default_rng(2).integers(0, 255, (300, 400, 3), np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    with pytest.raises(ImageError, match="no face found"):
+        targets.prepare(tmp_path / "noise.png", 64, "on")
+    canvas = Image.new("RGB", (900, 700), (90, 110, 100))
+    canvas.paste(Image.fromarray(read_at(photos("aligned_ffhq_style")[0], 150)), (400, 300))
+    canvas.save(tmp_path / "far.png")
+    with pytest.raises(ImageError, match="face too small: its crop is 1[0-9][0-9] px across, at least 256"):
+        targets.prepare(tmp_path / "far.png", 1024, "on")
+    assert targets.prepare(tmp_path / "far.png", 256, "on").image.shape == (256, 256, 3)
+
+
+@needs_dlib
 def test_align_command_writes_crops_and_reports_bad_inputs(tmp_path, capsys):
     good = photos("aligned_ffhq_style")[0]
     Image.new("RGB", (1, 1)).save(tmp_path / "pixel.png")

@@ -200,3 +200,53 @@ def test_a_converted_folder_loads_as_it_is(server, cache, tmp_path):
     assert again.folder == resolved.folder and again.sha256 == resolved.sha256
     module, _ = load_generator(again.folder)
     assert module.config.img_resolution == 16
+
+
+def release_pickle(tmp_path, monkeypatch, synthesis_modules: dict, c_dim: int = 0, architecture: str = "skip"):
+    """A pickle laid out as NVIDIA's persistence module writes one, with no tensors: enough to be refused."""
+    import sys
+    import types
+
+    module = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta):  # never called: the reader has its own
+        raise AssertionError
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    module._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", module)
+
+    class Saved:
+        def __init__(self, state):
+            self.state = state
+
+        def __reduce__(self):
+            return _reconstruct_persistent_obj, ({"class_name": "X", "state": self.state, "module_src": "raise"},)
+
+    blocks = {name: Saved({"architecture": architecture}) for name in synthesis_modules}
+    generator = Saved({"c_dim": c_dim, "_modules": {"mapping": Saved({}), "synthesis": Saved({"_modules": blocks})}})
+    path = tmp_path / "network.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": generator}))
+    return path
+
+
+@pytest.mark.parametrize("blocks, c_dim, architecture, refusal", [
+    (("input", "L0_36_512"), 0, "skip", "StyleGAN3"),
+    (("b4", "b8"), 10, "skip", "conditional generator \\(c_dim = 10"),
+    (("b4", "b8"), 0, "resnet", "'resnet' architecture"),
+])
+def test_other_architectures_are_refused_in_one_line(tmp_path, monkeypatch, blocks, c_dim, architecture, refusal):
+    path = release_pickle(tmp_path, monkeypatch, dict.fromkeys(blocks), c_dim, architecture)
+    with pytest.raises(WeightsError, match=refusal) as refused:
+        weights.resolve(str(path))
+    assert str(path) in str(refused.value) and "supported:" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_cut_or_foreign_pickle_is_refused_in_one_line(tmp_path, cache):
+    (tmp_path / "notes.pkl").write_text("these are not weights")
+    with pytest.raises(WeightsError, match="notes.pkl could not be read as a StyleGAN release pickle"):
+        weights.resolve(str(tmp_path / "notes.pkl"))
+    (tmp_path / "cut.pkl").write_bytes(pickle.dumps({"G_ema": list(range(1000))})[:50])
+    with pytest.raises(WeightsError, match="cut.pkl"):
+        weights.resolve(str(tmp_path / "cut.pkl"))
