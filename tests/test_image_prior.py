@@ -5,7 +5,7 @@ import pytest
 
 from experiments import image_prior
 from experiments.configs.image_prior import get_config
-from jaxgen import restoration
+from jaxgen import data, objectives, outliers, restoration
 from jaxgen.models.autoencoders import BoundedAE
 from jaxgen.uniformity import sliced_wasserstein_to_uniform, uniformity_report
 from tests.quick_study import assert_report_shows_every_figure, run_quick_study
@@ -84,23 +84,90 @@ def test_inpainting_mask_and_data_term_touch_only_the_observed_pixels(params):
                                                                      0.1, 0.01))
 
 
+def test_the_naive_model_is_a_sigmoid_code_and_nothing_else():
+    naive = BoundedAE((28, 28, 1), 10, (8, 16), layer_norm=False)
+    variables = naive.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    assert "pre_sigmoid_norm" not in variables["params"] and "pre_sigmoid_norm" in MODEL.init(
+        jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
+    pre = naive.apply(variables, x, method=lambda m, x: m.encoder(x))
+    np.testing.assert_allclose(naive.apply(variables, x, method=naive.encode), jax.nn.sigmoid(pre), rtol=1e-6)
+    # The assignment's loss is the norm |D(E(x)) - x|, the prior's energy; the logged recon stays the SSE.
+    objective = objectives.bounded_ae_objective(naive, reconstruction="norm")
+    terms = objective({"params": variables["params"]}, {"image": x}, jax.random.key(2))
+    np.testing.assert_allclose(terms["loss"], jnp.sqrt(terms["recon"]), rtol=1e-5)
+    np.testing.assert_allclose(terms["loss"], restoration.prior_energy(naive, variables, x), rtol=1e-5)
+    squared = objectives.bounded_ae_objective(naive)({"params": variables["params"]}, {"image": x}, jax.random.key(2))
+    np.testing.assert_allclose(squared["loss"], terms["recon"], rtol=1e-6)
+
+
+def test_class_split_and_auroc_per_set():
+    dataset = data.Dataset(images=np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1), labels=np.arange(10) % 5,
+                           class_names=tuple("01234"), source="test")
+    inliers, held_out = outliers.split_classes(dataset, (0, 1))
+    assert inliers.labels.tolist() == [0, 1, 0, 1] and sorted(set(held_out.labels.tolist())) == [2, 3, 4]
+    assert len(inliers) + len(held_out) == 10
+    auroc = outliers.auroc_per_set(np.array([0.0, 1.0, 2.0]), {"far": np.array([5.0, 6.0]),
+                                                                 "mixed": np.array([0.5, 1.5])})
+    assert auroc["far"] == 1.0 and auroc["mixed"] == pytest.approx(0.5)
+    assert auroc["all"] == pytest.approx((6 + 3) / 12)
+
+
+def test_the_temperature_sweep_widens_until_the_optimum_is_inside():
+    scored = []
+
+    def score(T):  # peaks at T = 1000, far above the initial range
+        scored.append(T)
+        return {"temperature": T, "psnr": -abs(np.log10(T) - 3.0)}
+
+    rows, best, inside = restoration.sweep_temperature(score, (0.01, 0.1, 1.0))
+    assert best["temperature"] == pytest.approx(1000.0) and inside
+    assert [r["temperature"] for r in rows] == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0])
+    _, best, inside = restoration.sweep_temperature(score, (0.01, 0.1, 1.0), max_widenings=2)
+    assert best["temperature"] == pytest.approx(100.0) and not inside  # the limit is reported, not hidden
+    _, best, inside = restoration.sweep_temperature(score, (10.0, 1000.0, 1e5))
+    assert best["temperature"] == 1000.0 and inside and len(scored) == 7 + 5 + 3  # nothing added when inside
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    return run_quick_study(tmp_path_factory, image_prior, "mnist")
+    return run_quick_study(tmp_path_factory, image_prior, "mnist", "--train-examples", "1024",
+                           "--test-examples", "400", "--validation-images", "8", "--restoration-images", "8",
+                           "--restoration-steps", "10", "--outliers-per-kind", "64", "--uniform-decodes", "64")
 
 
-def test_quick_run_writes_every_key(quick_run):
+def test_quick_run_writes_every_row_over_the_seeds(quick_run):
     out, results = quick_run
+    seeds = get_config("quick").seeds
+    assert len(seeds) >= 2 and results["config"]["seeds"] == list(seeds)
+    assert set(results["per_seed"]) == {str(s) for s in seeds}
+    assert image_prior.VARIANTS == ("naive", "layernorm", "regularized")
     for variant in image_prior.VARIANTS:
-        scores = results[variant]
-        assert 0.0 <= scores["uniformity"]["ks_mean"] <= 1.0 and scores["uniformity"]["sliced_w2_joint"] >= 0
-        assert set(scores["outlier_auroc"]) >= {"noise", "inverted", "all"}
-        assert 0.0 <= scores["uniform_decode_confident_fraction"] <= 1.0
-        for task in ("denoise", "inpaint"):
-            assert scores[task]["psnr"] > 0 and -1 <= scores[task]["ssim"] <= 1
-            assert scores[task]["temperature"] in image_prior.TEMPERATURES
-            assert len(results["restoration_T_sweep"][variant][task]) == len(image_prior.TEMPERATURES)
-        assert len(scores["history"]["train"]["recon"]) == get_config("quick").epochs
-        assert 0.0 <= scores["code_range"][0] <= scores["code_range"][1] <= 1.0
-    assert results["naive"]["history"]["train"]["uniformity"][0] > 0  # logged though not optimised
+        summary = results[variant]
+        for metric in ("ks_mean", "sliced_w2_joint", "denoise_psnr", "denoise_ssim", "inpaint_psnr", "inpaint_ssim",
+                       "auroc_held_out_digits", "auroc_noise", "auroc_inverted", "auroc_all"):
+            values = summary[metric]["values"]
+            assert len(values) == len(seeds) and np.isfinite(values).all(), (variant, metric)
+            assert summary[metric]["mean"] == pytest.approx(np.mean(values))
+            assert summary[metric]["std"] == pytest.approx(np.std(values))
+        for seed in seeds:
+            scores = results["per_seed"][str(seed)][variant]
+            assert 0.0 <= scores["uniformity"]["ks_mean"] <= 1.0
+            assert all(0.0 <= a <= 1.0 for a in scores["outlier_auroc"].values())
+            assert 0.0 <= scores["code_range"][0] <= scores["code_range"][1] <= 1.0
+            assert len(scores["history"]["train"]["recon"]) == get_config("quick").epochs
+            for task in ("denoise", "inpaint"):
+                sweep = [row["temperature"] for row in scores["restoration_T_sweep"][task]]
+                assert scores[task]["temperature"] in sweep and set(get_config("quick").temperatures) <= set(sweep)
+                assert scores[task]["temperature_inside_sweep"] == (min(sweep) < scores[task]["temperature"]
+                                                                    < max(sweep))
+    assert results["outlier_sets"]["held_out_digits"] > 0
+    assert results["train_examples"] < 1024  # digits 0-4 only
+    assert results["per_seed"][str(seeds[0])]["naive"]["history"]["train"]["uniformity"][0] > 0  # logged only
+    for key in ("regularized_vs_naive", "regularized_vs_layernorm"):
+        outcomes = {row["metric"]: row["outcome"] for row in results["verdict"][key]}
+        assert {"auroc_held_out_digits", "auroc_all", "denoise_psnr", "inpaint_psnr"} <= set(outcomes)
+        assert set(outcomes.values()) <= {"better", "worse", "no consistent difference"}
+    report = (out / "report.md").read_text()
+    assert "## Verdict" in report and "expectation" in report
     assert_report_shows_every_figure(out)
