@@ -40,7 +40,7 @@ from jaxgen import ddpm
 from jaxgen.models.diffusion import DenoisingMLP
 
 points = np.random.default_rng(0).normal(size=(143, 2)).astype(np.float32)
-budget = study.Budget(epochs=3, steps_per_epoch=4, eval_repeats=1)
+budget = study.get_config().replace(epochs=3, steps_per_epoch=4, eval_repeats=1)
 schedule = ddpm.linear_schedule(study.NUM_STEPS, study.BETA_MIN, study.BETA_MAX)
 eval_set = study.fixed_eval_set(points, budget.eval_repeats, 0)  # 143 triples: 72 per device, one padded
 model = DenoisingMLP("fourier", study.NUM_STEPS)
@@ -85,4 +85,4 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused():
         axis_names, size = ("data",), 3
 
     with pytest.raises(ValueError, match="does not split over 3 devices"):
-        study.make_train_run(None, None, None, (np.zeros((6, 2)),) * 3, study.QUICK, 0, Mesh())
+        study.make_train_run(None, None, None, (np.zeros((6, 2)),) * 3, study.get_config("quick"), 0, Mesh())
