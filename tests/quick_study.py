@@ -1,4 +1,5 @@
-"""Run a study's --quick budget into a temporary folder, or skip when its data is absent."""
+"""Run a study's --quick budget into a temporary folder: on the real data folder when there is one, else on the
+small synthetic data that tests/conftest.py lays out in the official file layouts (its `study_data` fixture)."""
 import json
 
 import pytest
@@ -7,11 +8,12 @@ from jaxgen import data
 
 
 def run_quick_study(tmp_path_factory, study, dataset: str, *flags: str):
-    """(out folder, results) of `study.main(['--quick', ...])`; skips the test if `dataset` is not found."""
+    """(out folder, results) of `study.main(['--quick', ...])`; skips the test only if a real data folder
+    ($JAXGEN_DATA_DIR) lacks `dataset`."""
     try:
         data.load(dataset, "test", allow_download=False)
     except data.DataNotFoundError:
-        pytest.skip(f"{dataset} not found: set JAXGEN_DATA_DIR (CI points it at ../shared/data)")
+        pytest.skip(f"{dataset} is not in $JAXGEN_DATA_DIR (unset it to run on the synthetic data)")
     out = tmp_path_factory.mktemp(f"{study.NAME}_{dataset}")
     study.main(["--quick", "--out", str(out), *flags])
     return out, json.loads((out / "results.json").read_text())
