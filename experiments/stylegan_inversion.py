@@ -30,34 +30,28 @@ import dataclasses
 import sys
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from experiments import common
 from experiments.common import StudyOutput, markdown_table, study_parser
-from jaxgen import metrics, plots
+from jaxgen import plots
 from jaxgen.data.downloads import data_folder
 from jaxgen.errors import ImageError
 from jaxgen.stylegan import align as align_module
 from jaxgen.stylegan import invert as inversion
 from jaxgen.stylegan import targets as targets_module
 from jaxgen.stylegan import weights
-from jaxgen.stylegan.generator import (StyleGAN2Config, StyleGAN2Generator, estimate_w_avg,
-                                       variable_shapes)
-from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips_features, lpips_from_features
+from jaxgen.stylegan.perceptual import load_lpips_vgg
+from jaxgen.stylegan.scores import METRIC_LPIPS_RESOLUTION, Scorer, rms_difference, summary_row
+from jaxgen.stylegan.self_test import SELF_TEST_IMAGE_STD, SELF_TEST_PSI, self_test_setup
 
 NAME = "stylegan_inversion"
 LOSSES = ("mse", "custom")
 TABLE2_TARGETS = 5
 CROSSOVER_PAIRS = 5
-METRIC_LPIPS_RESOLUTION = 256
 DEFAULT_CROP_BOX = (0.25, 0.35, 0.75, 0.6)  # eyes of an FFHQ-aligned face: left, top, right, bottom
-# CPU-sized: 32 px, channels 32, 32, 32, 16 at 4..32 px, 8 w+ rows.
-SELF_TEST_CONFIG = StyleGAN2Config(z_dim=64, w_dim=64, img_resolution=32, channel_base=512, channel_max=32)
-SELF_TEST_IMAGE_STD = 0.5  # ToRGB rescaled so random-weight images have a photo-like spread in [-1, 1]
-SELF_TEST_PSI = 0.7  # truncation of the target latents towards w_avg
 SELF_TEST_LPIPS_RESOLUTION = 48  # see the --self-test note in write_report
 
 MISSING_WEIGHTS = """No generator given. This study inverts photos into a pretrained StyleGAN2, e.g. FFHQ 1024x1024:
@@ -127,49 +121,6 @@ def crop_box(text: str) -> tuple[float, float, float, float]:
 
 # ----------------------------------------------------------------------------- generator and targets
 
-def seeded_variables(config: StyleGAN2Config, seed: int) -> dict:
-    """Variables drawn with numpy from the official initialisation's distributions: kernels and the
-    constant input N(0, 1) (mapping kernels N(0, 1 / lr_multiplier^2), which the equalised learning
-    rate scales back), biases 0 except the affine layers' 1, noise strengths 0, noise constants
-    N(0, 1), w_avg 0. Unlike `init_generator` this compiles nothing (init_generator takes 5-10 s)."""
-    rng = np.random.default_rng(seed)
-
-    def draw(path, leaf):
-        names = [key.key for key in path]
-        if names[-1] == "kernel":
-            scale = 1.0 / config.mapping_lr_multiplier if "mapping" in names[:-1] and "fc" in names[-2] else 1.0
-            return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
-        if names[-1] in ("const", "noise_const"):
-            return jnp.asarray(rng.normal(size=leaf.shape), jnp.float32)
-        fill = 1.0 if names[-1] == "bias" and names[-2] == "affine" else 0.0
-        return jnp.full(leaf.shape, fill, jnp.float32)
-
-    return jax.tree_util.tree_map_with_path(draw, variable_shapes(config))
-
-
-def self_test_setup(seed: int, num_targets: int):
-    """(module, variables, targets, true w+) for --self-test.
-
-    The generator is `seeded_variables` with w_avg estimated from 10,000 z, and ToRGB kernels
-    rescaled so the targets spread like photos in [-1, 1] (a std of 0.5; random weights give ~1.4,
-    which clipping would distort). Each target's w+ has an independent w per row, mapping(z_row)
-    truncated with psi 0.7 towards w_avg: only w+ can represent such an image exactly, w and z can
-    only approximate it, so the expected order of recovery is w+ > w > z."""
-    config = SELF_TEST_CONFIG
-    module, variables = StyleGAN2Generator(config), seeded_variables(config, seed)
-    variables["buffers"]["mapping"]["w_avg"] = estimate_w_avg(module, variables, seed=seed + 1)
-    z = jax.random.normal(jax.random.fold_in(jax.random.key(seed), 3), (num_targets * config.num_ws, config.z_dim))
-    rows = module.apply(variables, z, SELF_TEST_PSI, method=lambda m, z, psi: m.mapping(z, psi)[:, 0])
-    true_w_plus = rows.reshape(num_targets, config.num_ws, config.w_dim)
-    synthesize = jax.jit(lambda v, ws: module.apply(v, ws, method=module.synthesis))
-    # Biases start at 0, so the image is linear in the ToRGB kernels: rescaling them rescales it.
-    scale = SELF_TEST_IMAGE_STD / float(jnp.std(synthesize(variables, true_w_plus)))
-    for block in variables["params"]["synthesis"].values():
-        block["torgb"]["kernel"] = block["torgb"]["kernel"] * scale
-    targets = synthesize(variables, true_w_plus)
-    return module, variables, np.asarray(targets), np.asarray(true_w_plus)
-
-
 def target_specs(args) -> list[str]:
     """--targets, else the FFHQ-aligned sample faces in the data folder."""
     if args.targets:
@@ -193,52 +144,6 @@ def load_targets(args, resolution: int):
 
 
 # ----------------------------------------------------------------------------- scores
-
-def rms_difference(images, targets):
-    """Per-image L2 score: root-mean-square difference of the clipped images mapped to [0, 1]."""
-    return jnp.sqrt(metrics.mse(jnp.clip(images, -1, 1), jnp.clip(targets, -1, 1))) / 2.0
-
-
-@jax.jit
-def _lpips_features(lpips_variables, image):
-    return lpips_features(lpips_variables, jnp.clip(image, -1, 1), METRIC_LPIPS_RESOLUTION)
-
-
-@jax.jit
-def _distances(lpips_variables, image, target, target_features):
-    l2 = rms_difference(image, target)
-    image, target = jnp.clip(image, -1, 1), jnp.clip(target, -1, 1)
-    return {"l2": l2, "psnr": -20.0 * jnp.log10(l2),
-            "lpips": lpips_from_features(lpips_variables, _lpips_features(lpips_variables, image), target_features),
-            "cos": inversion.cosine_distance(image, target)}
-
-
-class Scorer:
-    """Per-image l2, psnr, lpips and cos (see the module docstring) against a fixed set of images.
-    VGG at 256 px dominates the cost on CPU, so each reference's features are computed once, and
-    images go one at a time so every batch size shares one compiled program."""
-
-    def __init__(self, lpips_variables, references):
-        self.lpips_variables = lpips_variables
-        self.references = references
-        self.features = [_lpips_features(lpips_variables, r[None]) for r in references]
-
-    def __call__(self, images, indices) -> dict[str, np.ndarray]:
-        """Distances of images[j] to reference indices[j]."""
-        rows = [_distances(self.lpips_variables, image[None], self.references[i][None], self.features[i])
-                for image, i in zip(images, indices)]
-        return {key: np.concatenate([np.asarray(row[key]) for row in rows]) for key in rows[0]}
-
-
-def summary_row(distances: dict, final_loss) -> dict:
-    row = {}
-    for key in ("l2", "lpips", "cos", "psnr"):
-        row[f"{key}_mean"] = float(np.mean(distances[key]))
-        row[f"{key}_std"] = float(np.std(distances[key]))
-    row["final_loss_mean"] = float(np.mean(final_loss))
-    row["per_target"] = {key: distances[key] for key in ("l2", "lpips", "cos", "psnr")}
-    return row
-
 
 # ----------------------------------------------------------------------------- figures
 
@@ -354,7 +259,7 @@ def main(argv=None):
     scorer = Scorer(lpips_variables, targets)
     if args.recipe != "plain":
         recipe = dataclasses.replace(inversion.RECIPES[args.recipe], iterations=budget.iterations,
-                                     steps_per_call=budget.steps_per_call)
+                                     steps_per_call=budget.steps_per_call, lpips_resolution=lpips_resolution)
         images, history = [], []
         for first in range(0, len(targets), batch_size):  # padded chunks: one compiled program
             chunk = targets[first:first + batch_size]

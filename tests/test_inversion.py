@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 
 from experiments import stylegan_inversion
 from jaxgen.stylegan import invert as inversion
+from jaxgen.stylegan import self_test
 from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator, save_generator
 from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips
 from tests.quick_study import assert_report_shows_every_figure
@@ -90,7 +91,7 @@ def tiny_problem():
     """A tiny generator (per-sample convolutions, as the study uses) and two targets it generated,
     which every space can reach."""
     module = StyleGAN2Generator(TINY)
-    variables = stylegan_inversion.seeded_variables(TINY, seed=0)
+    variables = self_test.seeded_variables(TINY, seed=0)
     targets = module.apply(variables, jax.random.normal(jax.random.key(3), (2, TINY.z_dim)))
     return module, variables, targets
 
@@ -184,7 +185,7 @@ def test_quick_self_test_writes_every_key(quick_self_test):
 def test_quick_run_with_weights_and_image_files(tmp_path, quick_self_test):
     """The --weights path: a saved generator (the self-test's, and its LPIPS loss resolution, so the
     compiled programs are reused) and targets read from image files."""
-    module, variables, targets, _ = stylegan_inversion.self_test_setup(0, 5)
+    module, variables, targets, _ = self_test.self_test_setup(0, 5)
     save_generator(tmp_path / "generator", module.config, variables)
     files = []
     for i, target in enumerate(inversion.to_unit_range(targets)):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import stylegan_inversion
+from jaxgen.stylegan import self_test
 from jaxgen.stylegan import invert
 from jaxgen.stylegan.generator import StyleGAN2Generator
 from jaxgen.stylegan.perceptual import load_lpips_vgg
@@ -39,7 +39,7 @@ def test_recipe_optimises_the_noise_maps_and_lowers_the_loss():
     name = "official"
     assert invert.RECIPES["rosinality"] == invert.Recipe("rosinality", "w_plus")
     module = StyleGAN2Generator(TINY)
-    variables = stylegan_inversion.seeded_variables(TINY, seed=0)
+    variables = self_test.seeded_variables(TINY, seed=0)
     for block in variables["params"]["synthesis"].values():  # noise must reach the image to be optimised
         for layer in block.values():
             if isinstance(layer, dict) and "noise_strength" in layer:
