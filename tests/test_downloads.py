@@ -195,3 +195,14 @@ def test_read_only_data_folder_is_one_clear_error(empty_cache, monkeypatch):
     monkeypatch.setattr(downloads.Path, "mkdir", read_only)
     with pytest.raises(errors.DownloadError, match=r"Permission denied\): set JAXGEN_DATA_DIR to a writable folder"):
         data.load("mnist", "test")
+
+
+def test_cli_download_stl10_extracts_once(file_server, empty_cache, monkeypatch, capsys):
+    written = synthetic_data.write_stl10_archive(file_server.folder / "stl10_binary.tar.gz")
+    server = file_server()
+    describe_served(monkeypatch, file_server.folder, ["stl10_binary.tar.gz"], url=server.url)
+    assert cli.main(["download", "stl10"]) == 0
+    assert "stl10_binary/ (extracted" in capsys.readouterr().out
+    assert (empty_cache / "stl10" / "stl10_binary" / "unlabeled_X.bin").stat().st_size == 24 * 96 * 96 * 3
+    monkeypatch.setattr(downloads, "download", lambda *a, **k: pytest.fail("downloaded again"))
+    np.testing.assert_array_equal(data.load("stl10", "train").images, written["train"][0])
