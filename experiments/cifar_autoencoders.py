@@ -3,6 +3,9 @@
     python -m experiments.cifar_autoencoders            # 9 models on all 50,000 training images
     python -m experiments.cifar_autoencoders --quick    # the same code path on 512 images, under 2 minutes
 
+The config (budget, code size, masking, arithmetic) is experiments/configs/cifar_autoencoders.py; --help lists
+its flags.
+
 Every model shares one fully convolutional encoder/decoder family (jaxgen.models.autoencoders.SpatialConvAE):
 two 4x4 stride-2 conv stages (32, 64 channels), a 3x3 conv to an 8x8 code map (latent 2048 = 8x8x32 by default,
 --latent-dim), and the mirror image with exact 4x4 stride-2 transposed convolutions. One more AE, `ae_latent512`,
@@ -27,13 +30,16 @@ Defaults, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 
 import jax
 import numpy as np
 
-from experiments.common import StudyOutput, markdown_table, study_parser, train_model
+from experiments import common
+from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser, train_model
+from experiments.configs.cifar_autoencoders import get_config
+from jaxgen.errors import ConfigError
 from jaxgen import data, latent, objectives, plots, probes
 from jaxgen.models.autoencoders import SpatialConvAE, SpatialConvVAE
 from jaxgen.reconstruction import masked_region_errors, noised_images, occlusion_sensitivity, reconstruction_scores
@@ -71,52 +77,11 @@ MASKED = ["mcae_0.25", "mcae_0.5", "mcae_0.75"]
 EMBEDDED = ("ae", "dae_var0.1")  # t-SNE / PCA, clean vs noisy
 
 
-@dataclass(frozen=True)
-class Budget:
-    epochs: int = 9
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    train_examples: int | None = None  # None: the whole split
-    test_examples: int | None = None
-    curve_examples: int = 2000  # test images behind the per-epoch test loss (the tables use them all)
-    embedded_points: int = 1000  # test images in the t-SNE / PCA plots
-    occluded_images: int = 4
-    probe_iterations: int = 150
-
-
-FULL = Budget()
-QUICK = Budget(epochs=1, batch_size=32, train_examples=256, test_examples=256, curve_examples=128,
-               embedded_points=100, occluded_images=1, probe_iterations=50)
-
-
-def parse_args(argv=None):
-    parser = study_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--latent-dim", type=int, default=2048,
-                        help="numbers in the code: an 8x8 map of latent-dim/64 channels (default 2048 = 8x8x32)")
-    parser.add_argument("--reference-latent-dim", type=int, default=512,
-                        help="code size of the extra AE compared with the public reference numbers (default 512, "
-                             "the reference's; 0 or --latent-dim: no extra AE)")
-    parser.add_argument("--channels", default="32,64", help="widths of the two stride-2 conv stages (default 32,64)")
-    parser.add_argument("--mask-patch", type=int, default=2,
-                        help="side of a masked patch on the 16x16 first-stage feature map (default 2)")
-    parser.add_argument("--embedding-noise", type=float, default=0.3,
-                        help="sigma of the noisy inputs in the t-SNE / PCA figure (default 0.3)")
-    parser.add_argument("--arithmetic", default="dog,cat,bird", metavar="A,B,C",
-                        help="class names of the latent arithmetic A - B + C (default dog,cat,bird)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {FULL.epochs} ({QUICK.epochs} with --quick)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    return parser.parse_args(argv)
-
-
-def load_data(args, budget):
-    try:
-        train_set = data.load("cifar10", "train", args.data_dir)
-        test_set = data.load("cifar10", "test", args.data_dir)
-    except data.DataNotFoundError as error:
-        raise SystemExit(str(error))
-    return (data.subset(train_set, budget.train_examples, args.seed),
-            data.subset(test_set, budget.test_examples, args.seed + 1))
+def load_data(config, data_dir):
+    train_set = data.load("cifar10", "train", data_dir)
+    test_set = data.load("cifar10", "test", data_dir)
+    return (data.subset(train_set, config.train_examples, config.seed),
+            data.subset(test_set, config.test_examples, config.seed + 1))
 
 
 class Trained:
@@ -146,23 +111,23 @@ def reconstruction_fn(model, variational: bool):
     return jax.jit(pixels)
 
 
-def study_models(args) -> dict[str, ModelSpec]:
+def study_models(config) -> dict[str, ModelSpec]:
     """MODELS, plus the AE at the reference bottleneck when it differs from --latent-dim."""
     models = dict(MODELS)
-    if args.reference_latent_dim and args.reference_latent_dim != args.latent_dim:
-        models[f"ae_latent{args.reference_latent_dim}"] = ModelSpec(
-            f"autoencoder, MSE, {args.reference_latent_dim}-number code (the public reference's bottleneck)",
-            latent_dim=args.reference_latent_dim)
+    if config.reference_latent_dim and config.reference_latent_dim != config.latent_dim:
+        models[f"ae_latent{config.reference_latent_dim}"] = ModelSpec(
+            f"autoencoder, MSE, {config.reference_latent_dim}-number code (the public reference's bottleneck)",
+            latent_dim=config.reference_latent_dim)
     return models
 
 
-def train_all(args, budget, models, train_set, test_set, output, image_shape, channels) -> dict[str, Trained]:
+def train_all(args, config, models, train_set, test_set, output, image_shape, channels) -> dict[str, Trained]:
     x = np.zeros((1,) + image_shape, np.float32)
-    curve_set = data.subset(test_set, budget.curve_examples, args.seed + 2)
+    curve_set = data.subset(test_set, config.curve_examples, config.seed + 2)
     trained = {}
     for i, (name, spec) in enumerate(models.items()):
-        rng = jax.random.fold_in(jax.random.key(args.seed), i)
-        latent_dim = spec.latent_dim or args.latent_dim
+        rng = jax.random.fold_in(jax.random.key(config.seed), i)
+        latent_dim = spec.latent_dim or config.latent_dim
         if spec.variational:
             model = SpatialConvVAE(image_shape, latent_dim, channels)
             initial = model.init(rng, x, jax.random.key(0))
@@ -170,8 +135,8 @@ def train_all(args, budget, models, train_set, test_set, output, image_shape, ch
         else:
             model = SpatialConvAE(image_shape, latent_dim, channels)
             initial = model.init(rng, x)
-            objective = objectives.autoencoder_objective(model, spec.noise_sigma, spec.mask_ratio, args.mask_patch)
-        params, history = train_model(name, initial, objective, train_set, curve_set, budget, budget.epochs, args,
+            objective = objectives.autoencoder_objective(model, spec.noise_sigma, spec.mask_ratio, config.mask_patch)
+        params, history = train_model(name, initial, objective, train_set, curve_set, config, config.epochs, args,
                                       output, cosine_decay=True)
         trained[name] = Trained(name, spec, model, params, history)
     return trained
@@ -215,33 +180,33 @@ def reconstruction_figures(trained, test_set, output, seed):
                       output.figure("mcae_curves.png"), "Masked conv AEs: per-pixel MSE per epoch (with masks)")
 
 
-def embedding_figure(trained, test_set, budget, args, output):
+def embedding_figure(trained, test_set, config, output):
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    chosen = np.arange(min(budget.embedded_points, len(test_set)))
+    chosen = np.arange(min(config.embedded_points, len(test_set)))
     labels = test_set.labels[chosen]
-    noisy = noised_images(test_set.images[chosen], args.embedding_noise, args.seed)
+    noisy = noised_images(test_set.images[chosen], config.embedding_noise, config.seed)
     panels = {}
     for name in EMBEDDED:
-        for condition, images in (("clean", test_set.images[chosen]), (f"noisy σ={args.embedding_noise:g}", noisy)):
+        for condition, images in (("clean", test_set.images[chosen]), (f"noisy σ={config.embedding_noise:g}", noisy)):
             codes = trained[name].codes(images)
-            panels[f"{name} PCA, {condition}"] = PCA(2, random_state=args.seed).fit_transform(codes)
+            panels[f"{name} PCA, {condition}"] = PCA(2, random_state=config.seed).fit_transform(codes)
             panels[f"{name} t-SNE, {condition}"] = TSNE(2, init="pca", perplexity=min(30, len(chosen) // 4),
-                                                        random_state=args.seed).fit_transform(codes)
+                                                        random_state=config.seed).fit_transform(codes)
     plots.scatter_panels(panels, labels, output.figure("latent_embeddings.png"), ncols=4,
                          class_names=test_set.class_names,
                          title=f"Test codes of {len(chosen)} images, coloured by class")
 
 
-def probe_all(trained, train_set, test_set, budget, output) -> tuple[dict, dict]:
+def probe_all(trained, train_set, test_set, config, output) -> tuple[dict, dict]:
     features = {"raw": (data.to_float(train_set.images), data.to_float(test_set.images))}
     features.update({name: (model.codes(train_set.images), model.codes(test_set.images))
                      for name, model in trained.items()})
     accuracy = {}
     for name, (train_features, test_features) in features.items():
         accuracy[name], _ = probes.linear_probe(train_features, train_set.labels, test_features, test_set.labels,
-                                                budget.probe_iterations)
+                                                config.probe_iterations)
         print(f"linear probe {name}: {accuracy[name]:.4f}")
     best, worst = max(accuracy, key=accuracy.get), min(accuracy, key=accuracy.get)
     panels, projected = {}, {}
@@ -256,26 +221,27 @@ def probe_all(trained, train_set, test_set, budget, output) -> tuple[dict, dict]
     return accuracy, projected
 
 
-def masking_study(trained, test_set, budget, args, output) -> dict:
+def masking_study(trained, test_set, config, output) -> dict:
     """Occlusion heat maps, and the error inside vs outside masked feature patches."""
-    images = data.to_float(test_set.images[:budget.occluded_images])
+    images = data.to_float(test_set.images[:config.occluded_images])
     maps = {name: occlusion_sensitivity(trained[name].pixels, trained[name].params, images) for name in ["ae"] + MASKED}
     plots.heatmap_grid(images, maps, output.figure("occlusion_heatmaps.png"),
                        "Rise in reconstruction MSE when an 8x8 grey window covers each region")
     ratios = [trained[name].spec.mask_ratio for name in MASKED]
     errors = {name: {f"{ratio:g}": values for ratio, values in masked_region_errors(
-        trained[name].pixels, trained[name].params, test_set.images, ratios, args.mask_patch, args.seed).items()}
+        trained[name].pixels, trained[name].params, test_set.images, ratios, config.mask_patch, config.seed).items()}
         for name in ["ae"] + MASKED}
     return {"occlusion_peak": {name: float(maps[name].max()) for name in maps}, "region_errors": errors}
 
 
-def vae_latent_study(vae, train_set, test_set, args, output) -> dict:
-    names = [n.strip() for n in args.arithmetic.split(",")]
+def vae_latent_study(vae, train_set, test_set, config, output) -> dict:
+    names = [n.strip() for n in config.arithmetic.split(",")]
     unknown = [n for n in names if n not in test_set.class_names]
     if len(names) != 3 or unknown:
-        raise SystemExit(f"--arithmetic takes three class names A,B,C from {', '.join(test_set.class_names)}")
+        raise ConfigError(f"--arithmetic {config.arithmetic}: give three class names A,B,C from "
+                          f"{', '.join(test_set.class_names)}")
     a, b, c = (test_set.class_names.index(n) for n in names)
-    pair = data.different_class_pairs(test_set.labels, 1, np.random.default_rng(args.seed))[0]
+    pair = data.different_class_pairs(test_set.labels, 1, np.random.default_rng(config.seed))[0]
     z = vae.codes(test_set.images[list(pair)])
     path = latent.linear_interpolation(z[0], z[1], INTERPOLATION_STEPS)
     means = latent.class_means(vae.codes(train_set.images), train_set.labels, len(train_set.class_names))
@@ -304,45 +270,41 @@ def vae_latent_study(vae, train_set, test_set, args, output) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    budget = QUICK if args.quick else FULL
-    budget = replace(budget, epochs=args.epochs or budget.epochs, batch_size=args.batch_size or budget.batch_size,
-                     learning_rate=args.learning_rate or budget.learning_rate)
-    channels = tuple(int(c) for c in args.channels.split(","))
-    output = StudyOutput(NAME, args)
-    train_set, test_set = load_data(args, budget)
+    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
+    output = StudyOutput(NAME, args, config)
+    train_set, test_set = load_data(config, args.data_dir)
     image_shape = tuple(train_set.images.shape[1:])
-    models = study_models(args)
+    models = study_models(config)
     try:
-        for latent_dim in {spec.latent_dim or args.latent_dim for spec in models.values()}:
-            SpatialConvAE(image_shape, latent_dim, channels).init(jax.random.key(0), np.zeros((1,) + image_shape))
+        for latent_dim in {spec.latent_dim or config.latent_dim for spec in models.values()}:
+            SpatialConvAE(image_shape, latent_dim, config.channels).init(jax.random.key(0),
+                                                                         np.zeros((1,) + image_shape))
     except ValueError as error:
-        raise SystemExit(f"--latent-dim / --reference-latent-dim / --channels: {error}")
+        raise ConfigError(f"--latent-dim / --reference-latent-dim / --channels: {error}") from None
+    output.open()
 
-    trained = train_all(args, budget, models, train_set, test_set, output, image_shape, channels)
-    results = {"budget": "quick" if args.quick else "full", "seed": args.seed, "epochs": budget.epochs,
-               "batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "latent_dim": args.latent_dim,
-               "channels": list(channels), "mask_patch": args.mask_patch, "train_examples": len(train_set),
+    trained = train_all(args, config, models, train_set, test_set, output, image_shape, config.channels)
+    results = {"budget": output.budget, "config": config.to_dict(), "train_examples": len(train_set),
                "test_examples": len(test_set), "data_source": train_set.source, "noise_clipped": True,
-               "reference_latent_dim": args.reference_latent_dim,
                "models": {name: spec.__dict__ for name, spec in models.items()}}
     results["layer_tables"] = architecture_tables(trained, image_shape)
     results["history"] = {name: model.history for name, model in trained.items()}
     output.phase("training")
-    results.update(score_all(trained, test_set, args.seed))
+    results.update(score_all(trained, test_set, config.seed))
     output.phase("test metrics")
-    reconstruction_figures(trained, test_set, output, args.seed)
-    embedding_figure(trained, test_set, budget, args, output)
+    reconstruction_figures(trained, test_set, output, config.seed)
+    embedding_figure(trained, test_set, config, output)
     output.phase("reconstruction and embedding figures")
-    results["probe"], results["decision_regions"] = probe_all(trained, train_set, test_set, budget, output)
+    results["probe"], results["decision_regions"] = probe_all(trained, train_set, test_set, config, output)
     output.phase("linear probes")
-    results["masking"] = masking_study(trained, test_set, budget, args, output)
-    results["vae_latent"] = vae_latent_study(trained["vae"], train_set, test_set, args, output)
+    results["masking"] = masking_study(trained, test_set, config, output)
+    results["vae_latent"] = vae_latent_study(trained["vae"], train_set, test_set, config, output)
     output.phase("masking and VAE latent figures")
     output.finish(results, write_report(results))
 
 
 def write_report(results) -> str:
+    config = results["config"]
     conditions = ["clean"] + [f"noisy_{s:g}" for s in NOISE_LEVELS]
     metric_rows = [[name] + [results[name][c][m] for c in conditions for m in ("mse", "mae", "psnr", "ssim")]
                    for name in results["models"]]
@@ -364,8 +326,8 @@ def write_report(results) -> str:
     return f"""# CIFAR-10 autoencoders: AE, denoising AEs, VAE, masked conv AEs
 
 Data: `{results['data_source']}`, {results['train_examples']:,} train / {results['test_examples']:,} test images.
-Budget: {results['budget']}, {results['epochs']} epochs per model, batch {results['batch_size']}, Adam
-{results['learning_rate']:g} with cosine decay, seed {results['seed']}. Latent size **{results['latent_dim']}**
+Budget: {results['budget']}, {config['epochs']} epochs per model, batch {config['batch_size']}, Adam
+{config['learning_rate']:g} with cosine decay, seed {config['seed']}. Latent size **{config['latent_dim']}**
 (an 8x8 code map). Noisy inputs are clipped to [0, 1], in training and in evaluation; the noise of each σ is the
 same for every model.
 
@@ -374,7 +336,7 @@ same for every model.
 {markdown_table(["model", "what"], [[name, spec["description"]] for name, spec in results["models"].items()])}
 
 AE, every DAE and every MCAE share this architecture ({ae_params:,} parameters); the MCAEs multiply the output of
-conv1 (16x16 feature maps) by a mask that zeroes {results['mask_patch']}x{results['mask_patch']} feature patches.
+conv1 (16x16 feature maps) by a mask that zeroes {config['mask_patch']}x{config['mask_patch']} feature patches.
 {reference_note}
 
 {layer_table_markdown(results['layer_tables']['ae'])}
@@ -432,4 +394,4 @@ latents of the training set, then for test {arithmetic['a']} images {arithmetic[
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

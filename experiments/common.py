@@ -33,7 +33,13 @@ STAGING = ".staging"
 # What a study run writes at the top of its folder besides its figures; --overwrite removes these.
 RUN_ARTIFACTS = (MARKER, "results.json", "report.md", STAGING, "checkpoints", "models")
 DEBUG_ENV = "JAXGEN_DEBUG"
+DATA_SOURCE_ENV = "JAXGEN_DATA_SOURCE"  # jaxgen.data.datasets.SOURCE_ENV, without importing JAX here
 _ACTIVE: list["StudyOutput"] = []  # outputs opened in this process, tidied by the error boundary
+# Studies whose --quick budget cannot show a recognisable figure in about a minute on 2 CPU cores (measured):
+# their quick runs say so first, on the console and in report.md. A study may pass smoke_run= instead.
+SMOKE_RUN_STUDIES = {"vae_stl10", "cifar_autoencoders", "image_prior"}
+SMOKE_RUN_NOTE = ("This is a --quick smoke run: its budget only checks that the code runs end to end, so its "
+                  "figures and numbers are not meaningful. Run without --quick for the study's results.")
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -51,6 +57,9 @@ def study_parser(name: str, description: str, get_config: Callable | None = None
     common.add_argument("--data-dir", default=None,
                         help="folder of the data files and download cache (default $JAXGEN_DATA_DIR, "
                              "then the user cache folder)")
+    common.add_argument("--data-source", choices=("files", "tfds"), default=None,
+                        help="read the official files (default) or through TensorFlow Datasets "
+                             f"(the same as {DATA_SOURCE_ENV}=tfds)")
     common.add_argument("--resume", action="store_true",
                         help="continue this study's unfinished run in OUT (finished models are reused)")
     common.add_argument("--overwrite", action="store_true",
@@ -95,6 +104,8 @@ def parse_study_args(parser: argparse.ArgumentParser, argv=None):
         raise ConfigError("--out is empty: give a folder")
     if args.data_dir and Path(args.data_dir).is_file():
         raise ConfigError(f"--data-dir {args.data_dir} is a file: give the folder that holds the data files")
+    if args.data_source:  # read by jaxgen.data.load, as when the user sets it
+        os.environ[DATA_SOURCE_ENV] = args.data_source
     if args._get_config is None:
         args.config = None
         return args, None
@@ -129,6 +140,11 @@ def entry_point(run: Callable, argv=None) -> None:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         _exit_quietly(f"error: {message}", error.exit_code)
+    except KeyboardInterrupt:
+        abandon_outputs()
+        if debug:
+            raise
+        _exit_quietly("interrupted: the checkpoints of finished epochs are kept; continue with --resume", 130)
     except BaseException:
         abandon_outputs()
         raise
@@ -169,9 +185,11 @@ def abandon_outputs() -> None:
 class StudyOutput:
     """The output folder of one study run. Constructing it checks the folder (refusing one that would lose
     results) and writes nothing; the folder is created on the first write (`open`, a figure or a checkpoint),
-    which a study makes after its data has loaded."""
+    which a study makes after its data has loaded. A quick run of a study in SMOKE_RUN_STUDIES (or with
+    `smoke_run=True`) says first that its figures are not meaningful."""
 
-    def __init__(self, name: str, args: argparse.Namespace, config: configs.StudyConfig | None = None):
+    def __init__(self, name: str, args: argparse.Namespace, config: configs.StudyConfig | None = None,
+                 smoke_run: bool | None = None):
         self.name = name
         self.config = config if config is not None else getattr(args, "config", None)
         self.budget = "quick" if getattr(args, "quick", False) else "full"
@@ -186,6 +204,9 @@ class StudyOutput:
         self._created_root = False
         self._previous_marker: str | None = None
         self._check()
+        self.smoke_run = self.budget == "quick" and (name in SMOKE_RUN_STUDIES if smoke_run is None else smoke_run)
+        if self.smoke_run:
+            print(SMOKE_RUN_NOTE, flush=True)
 
     # -- the checks, before anything is written
     def _config_dict(self) -> dict | None:
@@ -263,9 +284,10 @@ class StudyOutput:
         root = self.root
         if self.overwrite and root.exists():
             previous = _read_marker(root) or {}
+            legacy_run = not previous and (root / "results.json").exists()  # written before run.json existed
             for name in list(RUN_ARTIFACTS) + list(previous.get("files", [])):
                 _remove(root / name)
-            if not previous:
+            if legacy_run:  # its figures; other files of a folder that held no run are left alone
                 for path in list(root.glob("*.png")) + list(root.glob("*.npz")):
                     _remove(path)
         self._created_root = not root.exists()
@@ -316,6 +338,9 @@ class StudyOutput:
         """Write results.json and report.md, then move every staged file into place."""
         self.open()
         results = {"study": self.name, "budget": self.budget, **results}
+        if self.smoke_run:
+            results["smoke_run"] = SMOKE_RUN_NOTE
+            report = f"**{SMOKE_RUN_NOTE}**\n\n{report}"
         if self.config is not None:
             results["config"] = self.config.to_dict()
         results["runtime_seconds"] = round(time.time() - self.started, 1)
@@ -394,9 +419,6 @@ def train_model(name: str, params, objective, train_set, test_set, config, epoch
 
 
 # ---------------------------------------------------------------------------------------------- results
-
-SMOKE_RUN_NOTE = ("This is a --quick smoke run: its budget only checks that the code runs end to end, so its "
-                  "figures and numbers are not meaningful.")
 
 
 def to_jsonable(value):

@@ -17,7 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from experiments import common
 from jaxgen import checkpoints, data, latent, plots
+from jaxgen.errors import CheckpointError, ConfigError, OutputFolderError
 from jaxgen.models.autoencoders import ConvVAE
 from jaxgen.vae import decode_pixels, decode_style_transfer, encode_means, reconstruct
 from experiments.vae_stl10 import INTERPOLATION_ALPHAS, STYLE_STRENGTHS
@@ -34,18 +36,27 @@ def parse_args(argv=None):
                         help="alphas / lambdas (default 0 .25 .5 .75 1 to interpolate, 0 .2 ... 1 for style)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="runs/latent_arithmetic")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also {common.DEBUG_ENV}=1)")
     return parser.parse_args(argv)
 
 
 def load_model(directory: Path):
     """(model, params, metadata, class_means) of an exported ConvVAE."""
     metadata_path = directory / "metadata.json"
+    if not directory.is_dir():
+        raise CheckpointError(f"--checkpoint {directory}: no such folder; point it at OUT/models/vae of a "
+                              "finished vae_stl10 run")
     if not metadata_path.exists():
-        raise SystemExit(f"{directory} is not an exported model (no metadata.json). Point --checkpoint at "
-                         "OUT/models/vae of a finished vae_stl10 run.")
-    metadata = json.loads(metadata_path.read_text())
-    if metadata.get("model") != "ConvVAE":
-        raise SystemExit(f"{directory} holds a {metadata.get('model')}, not a ConvVAE")
+        raise CheckpointError(f"--checkpoint {directory} is not an exported model (no metadata.json); point it at "
+                              "OUT/models/vae of a finished vae_stl10 run")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except ValueError as error:
+        raise CheckpointError(f"{metadata_path} cannot be read ({error}); export the model again") from None
+    if not isinstance(metadata, dict) or metadata.get("model") != "ConvVAE":
+        model = metadata.get("model") if isinstance(metadata, dict) else None
+        raise CheckpointError(f"--checkpoint {directory} holds a {model}, not a ConvVAE; point it at "
+                              "OUT/models/vae of a finished vae_stl10 run")
     model = ConvVAE(tuple(metadata["image_shape"]), metadata["latent_dim"], tuple(metadata["channels"]))
     like = model.init(jax.random.key(0), np.zeros((1, *metadata["image_shape"]), np.float32), jax.random.key(0))
     params, _ = checkpoints.load_params(directory, like)
@@ -56,15 +67,23 @@ def load_model(directory: Path):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.mode != "reconstruct" and len(args.images) != 2:
+        raise ConfigError(f"--images: --mode {args.mode} takes two images, A B (got {len(args.images)})")
+    if args.strengths is not None and not all(np.isfinite(args.strengths)):
+        raise ConfigError("--strengths: give finite numbers")
     model, params, metadata, class_means = load_model(Path(args.checkpoint))
     dataset = data.load(metadata["dataset"], args.split, args.data_dir)
     bad = [i for i in args.images if not 0 <= i < len(dataset)]
     if bad:
-        raise SystemExit(f"image indices {bad} are outside the {len(dataset)} {args.split} images")
-    if args.mode != "reconstruct" and len(args.images) != 2:
-        raise SystemExit(f"--mode {args.mode} takes two images, A B")
+        raise ConfigError(f"--images {' '.join(map(str, bad))}: outside the {len(dataset)} {args.split} images "
+                          f"(0 to {len(dataset) - 1})")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFolderError(f"--out {out}: cannot create the folder ({error.strerror})") from None
     images = dataset.images[args.images]
 
     if args.mode == "reconstruct":
@@ -81,7 +100,8 @@ def main(argv=None):
             grid = np.concatenate([ends[:1], decoded, ends[1:]])
         else:
             if class_means is None:
-                raise SystemExit(f"{args.checkpoint} has no class_means.npz; rerun the study to export it")
+                raise CheckpointError(f"--checkpoint {args.checkpoint} has no class_means.npz; rerun the study "
+                                      "to export it")
             strengths = args.strengths or STYLE_STRENGTHS
             mean_b = class_means[max(int(dataset.labels[args.images[1]]), 0)]
             decoded = decode_style_transfer(model, params, z_a, z_b, mean_b, strengths)
@@ -96,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

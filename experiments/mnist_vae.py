@@ -1,11 +1,11 @@
 """The MNIST VAE study: MLP and conv VAEs, a digit classifier as judge, interpolation, latent structure.
 
     python -m experiments.mnist_vae            # full budget, ~30 min on 2 CPU cores
-    python -m experiments.mnist_vae --quick    # same code path, tiny budget, < 2 min
+    python -m experiments.mnist_vae --quick    # same code path, small budget, about a minute
+
+The config (budget, latent size) is experiments/configs/mnist_vae.py; --help lists its flags.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import jax
 import numpy as np
@@ -13,7 +13,9 @@ from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from experiments.common import StudyOutput, markdown_table, study_parser, train_model
+from experiments import common
+from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser, train_model
+from experiments.configs.mnist_vae import get_config
 from jaxgen import checkpoints, data, latent, metrics, objectives, plots, train
 from jaxgen.vae import decode_pixels, encode_means, reconstruction_metrics
 from jaxgen.models.autoencoders import MLPVAE, MnistConvVAE
@@ -22,24 +24,6 @@ from jaxgen.models.classifiers import DigitCNN, class_probabilities
 NAME = "mnist_vae"
 
 
-@dataclass(frozen=True)
-class Budget:
-    vae_epochs: int = 25
-    classifier_epochs: int = 5  # Adam with cosine decay: ~99.1%; a constant rate stalled at 98.9% after 4
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    train_examples: int | None = None  # None: all 60,000
-    test_examples: int | None = None  # None: all 10,000
-    iw_samples: int = 1000  # importance samples per image
-    iw_images: int = 1000  # seeded subset of the test set
-    prior_samples: int = 1000  # decoded, classified and embedded with t-SNE
-
-
-FULL = Budget()
-QUICK = Budget(vae_epochs=2, classifier_epochs=1, train_examples=1024, test_examples=500,
-               iw_samples=50, iw_images=20, prior_samples=200)
-
-LATENT_DIM = 20
 MLP_WIDTHS = {"fc_100": (100, 100), "fc_200": (200, 200), "fc_300": (300, 300)}
 INTERPOLATION_PAIRS = [(4, 7), (3, 8), (0, 6)]
 INTERPOLATION_STEPS = 10
@@ -65,29 +49,30 @@ def seeded_example_of_class(labels, digit, rng):
 
 
 def main(argv=None):
-    args = study_parser(NAME, __doc__.splitlines()[0]).parse_args(argv)
-    budget = QUICK if args.quick else FULL
-    output = StudyOutput(NAME, args)
-    train_set = data.subset(data.load("mnist", "train", args.data_dir), budget.train_examples)
-    test_set = data.subset(data.load("mnist", "test", args.data_dir), budget.test_examples)
-    rng = jax.random.key(args.seed)
+    args, config = parse_study_args(study_parser(NAME, __doc__.splitlines()[0], get_config), argv)
+    output = StudyOutput(NAME, args, config)
+    train_set = data.subset(data.load("mnist", "train", args.data_dir), config.train_examples)
+    test_set = data.subset(data.load("mnist", "test", args.data_dir), config.test_examples)
+    output.open()
+    rng = jax.random.key(config.seed)
     x_example = np.zeros((1, 28, 28, 1), np.float32)
-    results = {"dataset": "mnist", "data_source": train_set.source, "budget": "quick" if args.quick else "full",
-               "seed": args.seed, "config": budget.__dict__, "latent_dim": LATENT_DIM}
+    results = {"dataset": "mnist", "data_source": train_set.source, "budget": output.budget,
+               "config": config.to_dict()}
     report = [f"# MNIST VAE study\n\nData: `{train_set.source}` ({len(train_set):,} train / {len(test_set):,} test "
-              f"images, grey levels in [0, 1]). Budget: {results['budget']}, seed {args.seed}.\n"]
+              f"images, grey levels in [0, 1]). Budget: {output.budget} ({config.epochs} VAE epochs, batch "
+              f"{config.batch_size}, learning rate {config.learning_rate:g}), seed {config.seed}.\n"]
 
     # 1-2. Three MLP VAEs, the conv VAE and the 2-D-latent MLP VAE, all with BCE + analytic KL.
-    vaes = {name: MLPVAE(widths, LATENT_DIM) for name, widths in MLP_WIDTHS.items()}
-    vaes["conv"] = MnistConvVAE(LATENT_DIM)
+    vaes = {name: MLPVAE(widths, config.latent_dim) for name, widths in MLP_WIDTHS.items()}
+    vaes["conv"] = MnistConvVAE(config.latent_dim)
     vaes["fc_2d"] = MLPVAE((300, 300), 2)
     params, histories = {}, {}
     for i, (name, model) in enumerate(vaes.items()):
         initial = model.init(jax.random.fold_in(rng, i), x_example, jax.random.key(0))
         params[name], histories[name] = train_model(name, initial, objectives.vae_objective(model),
-                                                    train_set, test_set, budget, budget.vae_epochs, args, output)
+                                                    train_set, test_set, config, config.epochs, args, output)
         n_params = sum(x.size for x in jax.tree.leaves(params[name]))
-        scores = reconstruction_metrics(model, params[name], test_set.images, args.seed)
+        scores = reconstruction_metrics(model, params[name], test_set.images, config.seed)
         results[name] = {"test_neg_elbo": scores["neg_elbo"], "test": scores, "history": histories[name],
                          "num_params": n_params}
         prior_z = jax.random.normal(jax.random.fold_in(rng, 100 + i), (SHOWN_PRIOR_SAMPLES, model.latent_dim))
@@ -98,48 +83,48 @@ def main(argv=None):
         plots.image_grid(np.concatenate([originals, recon]), output.figure(f"reconstructions_{name}.png"), ncols=12,
                          row_labels=["original", "reconstructed"], title=f"{name}: test reconstructions")
     checkpoints.save_params(output.model_dir("conv_vae"), params["conv"],
-                            {"model": "MnistConvVAE", "latent_dim": LATENT_DIM})
+                            {"model": "MnistConvVAE", "latent_dim": config.latent_dim})
     plots.loss_curves({k: histories[k] for k in MLP_WIDTHS}, ["loss", "recon", "kl"],
                       output.figure("loss_curves_mlp.png"), "MLP VAEs: negative ELBO, reconstruction, KL (nats)")
     plots.loss_curves({k: histories[k] for k in ("conv", "fc_2d")}, ["loss", "recon", "kl"],
                       output.figure("loss_curves_conv_2d.png"), "Conv VAE and 2-D-latent VAE")
 
     # The importance-weighted log-likelihood of the conv VAE on a seeded test subset.
-    iw_index = np.sort(np.random.default_rng(args.seed).choice(len(test_set), min(budget.iw_images, len(test_set)),
+    iw_index = np.sort(np.random.default_rng(config.seed).choice(len(test_set), min(config.iw_images, len(test_set)),
                                                                replace=False))
-    nll = importance_weighted_nll(vaes["conv"], params["conv"], test_set.images[iw_index], budget.iw_samples,
-                                  args.seed)
+    nll = importance_weighted_nll(vaes["conv"], params["conv"], test_set.images[iw_index], config.iw_samples,
+                                  config.seed)
     results["conv"]["test_nll_iw"] = float(np.mean(nll))
-    results["conv"]["iw"] = {"num_samples": budget.iw_samples, "num_images": len(iw_index),
-                             "subset": f"np.random.default_rng({args.seed}).choice(test size, {len(iw_index)}) "
+    results["conv"]["iw"] = {"num_samples": config.iw_samples, "num_images": len(iw_index),
+                             "subset": f"np.random.default_rng({config.seed}).choice(test size, {len(iw_index)}) "
                                        "without replacement", "std_error": float(np.std(nll) / np.sqrt(len(nll)))}
 
     # 3. A digit classifier judges decoded prior samples of the conv VAE.
     classifier = DigitCNN()
     classifier_params, classifier_history = train_model(
         "classifier", classifier.init(jax.random.fold_in(rng, 50), x_example),
-        objectives.classifier_objective(classifier), train_set, test_set, budget, budget.classifier_epochs,
+        objectives.classifier_objective(classifier), train_set, test_set, config, config.classifier_epochs,
         args, output, cosine_decay=True)
     checkpoints.save_params(output.model_dir("classifier"), classifier_params, {"model": "DigitCNN"})
     results["classifier"] = {"test_accuracy": classifier_history["test"]["accuracy"][-1],
                              "history": classifier_history}
-    prior_z = jax.random.normal(jax.random.fold_in(rng, 200), (budget.prior_samples, LATENT_DIM))
+    prior_z = jax.random.normal(jax.random.fold_in(rng, 200), (config.prior_samples, config.latent_dim))
     samples = decode_pixels(vaes["conv"], params["conv"], prior_z)
     probabilities = class_probabilities(classifier, classifier_params, samples)
     predicted = probabilities.argmax(-1)
     histogram = np.bincount(predicted, minlength=10)
-    results["prior_samples"] = {"num_samples": budget.prior_samples, "class_histogram": histogram.tolist(),
+    results["prior_samples"] = {"num_samples": config.prior_samples, "class_histogram": histogram.tolist(),
                                 "mean_confidence": float(probabilities.max(-1).mean()),
                                 "fraction_confident_0.9": float((probabilities.max(-1) >= 0.9).mean())}
     plots.bar_chart(histogram, [str(d) for d in range(10)], output.figure("prior_samples_class_histogram.png"),
-                    f"Classifier's labels for {budget.prior_samples} conv-VAE prior samples", "count")
-    embedding = TSNE(2, init="pca", random_state=args.seed, perplexity=min(30, len(samples) // 4)).fit_transform(
+                    f"Classifier's labels for {config.prior_samples} conv-VAE prior samples", "count")
+    embedding = TSNE(2, init="pca", random_state=config.seed, perplexity=min(30, len(samples) // 4)).fit_transform(
         samples.reshape(len(samples), -1))
     plots.scatter_by_class(embedding, predicted, output.figure("prior_samples_tsne.png"),
                            title="t-SNE of decoded prior samples, coloured by predicted digit")
 
     # 4. Interpolation between test digits in the conv VAE's latent space.
-    pick = np.random.default_rng(args.seed)
+    pick = np.random.default_rng(config.seed)
     sequences, row_labels, pairs = [], [], []
     for a, b in INTERPOLATION_PAIRS:
         ia, ib = seeded_example_of_class(test_set.labels, a, pick), seeded_example_of_class(test_set.labels, b, pick)
@@ -164,9 +149,9 @@ def main(argv=None):
     # 5b. A 10-component Gaussian mixture on the conv VAE's 20-D latent means, as a clustering of digits.
     train_means = encode_means(vaes["conv"], params["conv"], train_set.images)
     test_means = encode_means(vaes["conv"], params["conv"], test_set.images)
-    gmm_scores, gmm = latent.gmm_clustering(train_means, train_set.labels, test_means, test_set.labels, 10, args.seed)
+    gmm_scores, gmm = latent.gmm_clustering(train_means, train_set.labels, test_means, test_set.labels, 10, config.seed)
     results["gmm"] = gmm_scores
-    pca = PCA(2, random_state=args.seed).fit(train_means)
+    pca = PCA(2, random_state=config.seed).fit(train_means)
     projected_cov = np.einsum("ij,kjl,ml->kim", pca.components_, gmm.covariances_, pca.components_)
     plots.gaussian_ellipses(pca.transform(test_means), test_set.labels, pca.transform(gmm.means_), projected_cov,
                             output.figure("gmm_clusters_pca.png"),
@@ -228,4 +213,4 @@ F1 {gmm['f1_macro']:.3f}.
 
 
 if __name__ == "__main__":
-    main()
+    common.entry_point(main)

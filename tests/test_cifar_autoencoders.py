@@ -121,7 +121,7 @@ def test_quick_run_writes_every_key(quick_run):
             scores = results[model][condition]
             assert set(scores) == {"mse", "mae", "psnr", "ssim"}
             assert all(np.isfinite(v) for v in scores.values())
-        assert len(results["history"][model]["epoch_seconds"]) == results["epochs"]
+        assert len(results["history"][model]["epoch_seconds"]) == results["config"]["epochs"]
     assert set(results["probe"]) == {"raw", *models}
     assert all(0.0 <= v <= 1.0 for v in results["probe"].values())
     # The noisy conditions really feed noisy inputs (a one-epoch model need not be better on clean ones).

@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 
 from experiments import latent_arithmetic, vae_stl10
+from experiments.configs.vae_stl10 import get_config
 from jaxgen import latent, objectives
+from jaxgen.errors import CheckpointError
 from jaxgen.models.autoencoders import ConvVAE
 from jaxgen.vae import decode_pixels, encode_means, reconstruct
 from tests.quick_study import assert_report_shows_every_figure, run_quick_study
 
-REQUIRED = ("dataset", "epochs", "latent_dim", "layer_table", "test", "history", "interpolation", "style_transfer")
+QUICK = get_config("quick")
+REQUIRED = ("dataset", "config", "layer_table", "test", "history", "interpolation", "style_transfer")
 
 
 def test_stl10_model_shapes_and_parameter_count():
@@ -80,11 +83,12 @@ def test_quick_run_writes_every_key(run_name, request):
     out, results = request.getfixturevalue(run_name)
     for key in REQUIRED:
         assert key in results, key
-    assert results["epochs"] == vae_stl10.QUICK.epochs and results["latent_dim"] == 128
+    assert results["config"] == QUICK.replace(dataset=results["dataset"]).to_dict()
+    assert results["config"]["epochs"] == QUICK.epochs and results["config"]["latent_dim"] == 128
     for key in ("mse", "psnr", "ssim", "neg_elbo"):
         assert np.isfinite(results["test"][key])
     for key in ("recon", "kl", "total"):
-        assert len(results["history"][key]) == vae_stl10.QUICK.epochs
+        assert len(results["history"][key]) == QUICK.epochs
     np.testing.assert_allclose(results["history"]["total"], np.add(results["history"]["recon"],
                                                                    results["history"]["kl"]), rtol=1e-4)
     assert sum(r["parameters"] for r in results["layer_table"]) == results["num_params"]
@@ -114,5 +118,5 @@ def test_checkpoint_script_reproduces_reconstructions_bit_for_bit(stl_run, tmp_p
 
 
 def test_checkpoint_script_explains_a_wrong_folder(tmp_path):
-    with pytest.raises(SystemExit, match="not an exported model"):
+    with pytest.raises(CheckpointError, match="not an exported model"):
         latent_arithmetic.main(["--checkpoint", str(tmp_path), "--images", "0", "1"])
