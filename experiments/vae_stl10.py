@@ -88,6 +88,9 @@ def main(argv=None):
     if len(train_set) < config.batch_size:  # the 37 real STL-10 images
         training = config.replace(batch_size=max(d for d in (1, 2, 4, 8, 16, 32, 64) if d <= len(train_set)))
         print(f"{len(train_set)} training images: batch size lowered to {training.batch_size}")
+    chosen_pairs = {flag: parse_pairs(indices, len(test_set), flag) if indices else None  # checked before training
+                    for flag, indices in (("--interpolation-pairs", config.interpolation_pairs),
+                                          ("--style-pairs", config.style_pairs))}
     output.open()
     model = ConvVAE(image_shape, config.latent_dim, channels)
     rng = jax.random.key(config.seed)
@@ -140,8 +143,7 @@ def main(argv=None):
 
     # 3. Interpolation between two test images of different classes.
     pick = np.random.default_rng(config.seed)
-    pairs = (parse_pairs(config.interpolation_pairs, len(test_set), "--interpolation-pairs")
-             if config.interpolation_pairs else data.different_class_pairs(test_set.labels, NUM_PAIRS, pick))
+    pairs = chosen_pairs["--interpolation-pairs"] or data.different_class_pairs(test_set.labels, NUM_PAIRS, pick)
     rows, row_labels = [], []
     for a, b in pairs:
         z = encode_means(model, params, test_set.images[[a, b]])
@@ -155,8 +157,7 @@ def main(argv=None):
                                 "pairs": [{"a": describe(a, test_set), "b": describe(b, test_set)} for a, b in pairs]}
 
     # 4. Style transfer by latent arithmetic.
-    style_pairs = (parse_pairs(config.style_pairs, len(test_set), "--style-pairs")
-                   if config.style_pairs else data.different_class_pairs(test_set.labels, NUM_PAIRS, pick))
+    style_pairs = chosen_pairs["--style-pairs"] or data.different_class_pairs(test_set.labels, NUM_PAIRS, pick)
     rows, row_labels = [], []
     for a, b in style_pairs:
         z = encode_means(model, params, test_set.images[[a, b]])

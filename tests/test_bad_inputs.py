@@ -255,3 +255,11 @@ def test_truncated_epoch_checkpoint_with_resume_exits_cleanly(case):
              "--resume")
     case.assert_refused(errors.CheckpointError, directory, "--overwrite")
     assert "sys.meta_path" not in case.result.stderr
+
+
+@pytest.mark.skipif(not (REPO_ROOT.parent / "shared" / "data" / "stl10").is_dir(), reason="needs ../shared/data/stl10")
+def test_pair_index_outside_the_test_set_is_refused_before_training(case):
+    case.env["JAXGEN_DATA_DIR"] = str(REPO_ROOT.parent / "shared" / "data")
+    out = case.root / "out"
+    case.run("vae_stl10", "--quick", "--dataset", "stl10_first37", "--interpolation-pairs", "0,999", "--out", str(out))
+    case.assert_refused(errors.ConfigError, "--interpolation-pairs 0,999", "[0, 36]", out=out)
