@@ -294,7 +294,7 @@ def schedule_sweep(config, args, output, results):
     """The Fourier model under each schedule of `sweep_settings`, on one shape: sample distances per setting."""
     points = standardized(data.load_datasaurus(config.shape, args.data_dir))
     rows, samples = [], {}
-    for label, kind, T, beta_min, beta_max in sweep_settings(config):
+    for label, kind, T, beta_min, beta_max in sweep_settings(config):  # the floor is the same for every setting
         schedule = ddpm.make_schedule(kind, T, beta_min, beta_max)
         name = f"sweep_{kind}_T{T}_{beta_min:g}_{beta_max:g}"
         scores, distances, samples[label], _ = train_and_score(name, "fourier", points, schedule, config, args,
@@ -403,6 +403,8 @@ reference to samples. The models train on all 142 points, so a model that memori
                      distance_cell(sweep["data_floor"], "chamfer")])
         best = min(sweep["settings"], key=lambda r: r["mmd"])
         worst = max(sweep["settings"], key=lambda r: r["mmd"])
+        best_chamfer = min(sweep["settings"], key=lambda r: r["chamfer"])
+        worst_chamfer = max(sweep["settings"], key=lambda r: r["chamfer"])
         return header + f"""
 ## Schedule sweep: the Fourier denoiser on the {sweep['shape']} under each schedule
 
@@ -412,9 +414,11 @@ The test ε-MSE is on each model's own schedule, so it is not comparable across 
 {markdown_table(["setting", "T", "β min", "β max", "ᾱ_T", "final test ε-MSE", f"MMD² (σ = {results['mmd_bandwidth']})",
                  "Chamfer"], rows)}
 
-Closest on MMD²: {best['setting']} ({best['mmd']:.4g}); farthest: {worst['setting']} ({worst['mmd']:.4g}, ᾱ_T =
-{worst['alpha_bar_T']:.3g}). A schedule whose ᾱ_T is far from 0 starts the sampler from N(0, I) where the forward
-process never arrives, so its samples keep that mismatch.
+Closest on MMD²: {best['setting']} ({best['mmd']:.4g}); farthest: {worst['setting']} ({worst['mmd']:.4g}). Closest on
+Chamfer: {best_chamfer['setting']} ({best_chamfer['chamfer']:.4g}); farthest: {worst_chamfer['setting']}
+({worst_chamfer['chamfer']:.4g}). Where ᾱ_T is far from 0 the sampler starts from N(0, I), where the forward
+process never arrives; where the last β is near 1 the first reverse step divides by √(1 − β_T) and multiplies
+the network's error at t = T.
 
 ![sweep](schedule_sweep.png)
 
