@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ DATA_SOURCE_ENV = "JAXGEN_DATA_SOURCE"  # jaxgen.data.datasets.SOURCE_ENV, witho
 _ACTIVE: list["StudyOutput"] = []  # outputs opened in this process, tidied by the error boundary
 # Studies whose --quick budget cannot show a recognisable figure in about a minute on 2 CPU cores (measured):
 # their quick runs say so first, on the console and in report.md. A study may pass smoke_run= instead.
-SMOKE_RUN_STUDIES = {"vae_stl10", "cifar_autoencoders", "image_prior"}
+SMOKE_RUN_STUDIES = {"vae_stl10", "cifar_autoencoders", "image_prior", "dino_diffusion"}
 SMOKE_RUN_NOTE = ("This is a --quick smoke run: its budget only checks that the code runs end to end, so its "
                   "figures and numbers are not meaningful. Run without --quick for the study's results.")
 
@@ -66,6 +67,7 @@ def study_parser(name: str, description: str, get_config: Callable | None = None
                         help="replace the run in OUT (its results, figures and checkpoints)")
     common.add_argument("--debug", action="store_true",
                         help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
+    add_process_flags(parser)
     parser.set_defaults(_study=name, _get_config=get_config)
     if get_config is None:  # a study without a config (yet): the seed alone
         common.add_argument("--seed", type=int, default=0)
@@ -85,6 +87,35 @@ def study_parser(name: str, description: str, get_config: Callable | None = None
                            metavar=configs.metavar(type(full), field.name),
                            help=text.replace("%", "%%"), **extra)
     return parser
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a run over several processes (read by `entry_point` before the study starts)."""
+    group = parser.add_argument_group(
+        "several processes (hosts); without these, JAX's auto-detection runs under srun or mpirun")
+    group.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                       help="address of process 0, which every process of the run connects to")
+    group.add_argument("--num-processes", type=int, metavar="N", default=None, help="processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", default=None, help="this process's index, 0..N-1")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run found by JAX's auto-detection (a TPU pod slice: "
+                            "run the same command on every worker)")
+
+
+def configure_process(argv) -> bool:
+    """The process settings, made once before the study's first JAX computation: jaxgen's CPU settings, then
+    joining a multi-process run when the flags or the launcher say so. Processes other than 0 print nothing
+    to stdout (their errors still reach stderr). Returns whether the run has several processes."""
+    from jaxgen import distributed  # imports JAX, but starts no backend
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_process_flags(parser)
+    flags, _ = parser.parse_known_args(argv)
+    several = distributed.configure_process(flags.coordinator, flags.num_processes, flags.process_id,
+                                            auto=flags.distributed)
+    if several and not distributed.is_main_process():
+        sys.stdout = open(os.devnull, "w")
+    return several
 
 
 def _show(value) -> str:
@@ -129,10 +160,13 @@ def parse_study_args(parser: argparse.ArgumentParser, argv=None):
 def entry_point(run: Callable, argv=None) -> None:
     """Run a study's `main(argv)` as a command: an error a user can fix (jaxgen.errors.UserError) becomes one
     line on stderr and its kind's exit code (--debug or JAXGEN_DEBUG=1 shows the traceback); anything else
-    is a bug and keeps its traceback. Background threads are stopped before the interpreter shuts down."""
+    is a bug and keeps its traceback. Background threads are stopped before the interpreter shuts down.
+    The process is set up first (`configure_process`: CPU settings, joining a multi-process run); in such a
+    run, losing another process is one line too (jaxgen.distributed.ProcessLostError)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        configure_process(argv)
         run(argv)
     except UserError as error:
         abandon_outputs()
@@ -145,10 +179,20 @@ def entry_point(run: Callable, argv=None) -> None:
         if debug:
             raise
         _exit_quietly("interrupted: the checkpoints of finished epochs are kept; continue with --resume", 130)
-    except BaseException:
+    except BaseException as error:
         abandon_outputs()
-        raise
+        lost = _lost_process(error)
+        if lost is None or debug:
+            raise
+        _exit_quietly(f"error: {lost}", lost.exit_code)
     _exit_quietly(None, 0)
+
+
+def _lost_process(error: BaseException):
+    """The one-line error of a multi-process run whose collective failed because another process went away."""
+    if "jaxgen.distributed" not in sys.modules or not isinstance(error, Exception):
+        return None
+    return sys.modules["jaxgen.distributed"].lost_process_error(error)
 
 
 def _exit_quietly(message: str | None, code: int) -> None:
@@ -204,6 +248,7 @@ class StudyOutput:
         self._created_root = False
         self._previous_marker: str | None = None
         self._check()
+        _barrier("jaxgen-study-output-checked")  # every process checked the folder before process 0 writes
         self.smoke_run = self.budget == "quick" and (name in SMOKE_RUN_STUDIES if smoke_run is None else smoke_run)
         if self.smoke_run:
             print(SMOKE_RUN_NOTE, flush=True)
@@ -281,6 +326,11 @@ class StudyOutput:
         """Create the folder (replacing an earlier run's files with --overwrite) and mark the run unfinished."""
         if self._opened:
             return self
+        if not _main_process():  # another process of a multi-process run: its copies of the files go nowhere
+            self.staging = Path(tempfile.mkdtemp(prefix=f"jaxgen-{self.name}-"))
+            self._opened = True
+            _ACTIVE.append(self)
+            return self
         root = self.root
         if self.overwrite and root.exists():
             previous = _read_marker(root) or {}
@@ -335,8 +385,14 @@ class StudyOutput:
                                **({"of_epochs": int(of_epochs)} if of_epochs is not None else {})}
 
     def finish(self, results: dict, report: str) -> None:
-        """Write results.json and report.md, then move every staged file into place."""
+        """Write results.json and report.md, then move every staged file into place (process 0 of a
+        multi-process run; the others only drop their copies)."""
         self.open()
+        if not _main_process():
+            self.abandon()
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
+            return
         results = {"study": self.name, "budget": self.budget, **results}
         if self.smoke_run:
             results["smoke_run"] = SMOKE_RUN_NOTE
@@ -368,6 +424,10 @@ class StudyOutput:
         worth keeping (no checkpoint); else put back the marker it found (an unfinished run stays one)."""
         if not self._opened:
             return
+        if not _main_process():
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self._opened = False
+            return
         shutil.rmtree(self.staging, ignore_errors=True)
         kept = [p for p in self.root.iterdir() if p.name != MARKER] if self.root.exists() else []
         if self._created_root and not kept:
@@ -375,6 +435,18 @@ class StudyOutput:
         elif self._previous_marker is not None and not self.overwrite:
             (self.root / MARKER).write_text(self._previous_marker)
         self._opened = False
+
+
+def _main_process() -> bool:
+    """Whether this process writes the study's files: always, except in processes 1.. of a multi-process run."""
+    distributed = sys.modules.get("jaxgen.distributed")
+    return distributed is None or distributed.is_main_process()
+
+
+def _barrier(name: str) -> None:
+    distributed = sys.modules.get("jaxgen.distributed")
+    if distributed is not None:
+        distributed.barrier(name)
 
 
 def _read_marker(root: Path) -> dict | None:

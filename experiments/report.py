@@ -14,6 +14,7 @@ import base64
 import html
 import json
 import mimetypes
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from experiments import common
 from jaxgen.errors import ConfigError, OutputFolderError
 
 SKIPPED_FOLDERS = {".staging", "checkpoints", "models"}
+NUMBER = re.compile(r"[-+−]?[\d,]*\.?\d+(e[-+]?\d+)?( ± [\d.]+)?%?|[-+]?inf|nan", re.IGNORECASE)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -34,9 +36,9 @@ section.run h1 { font-size: 1.6em; border: none; }
 section.run h2 { font-size: 1.25em; margin-top: 1.6em; }
 .table { overflow-x: auto; margin: .8em 0; }
 table { border-collapse: collapse; font-size: .85em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; white-space: nowrap; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; white-space: nowrap; }
 th { background: #eef2f7; }
-td:first-child, th:first-child { text-align: left; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; display: block; margin: .6em 0; border: 1px solid #eee; }
 p img { display: inline-block; max-width: 49%; vertical-align: top; }
 p img:only-child { display: block; max-width: 100%; }
@@ -96,6 +98,8 @@ def render_markdown(run: Run, anchor: str) -> str:
     for index, token in enumerate(tokens):
         if token.type == "heading_open":  # ids unique on the page
             token.attrSet("id", f"{anchor}-h{index}")
+        if token.type == "td_open" and NUMBER.fullmatch(tokens[index + 1].content.strip()):
+            token.attrSet("class", "number")  # numbers right-aligned, words left
         for child in token.children or []:
             if child.type != "image":
                 continue
