@@ -12,7 +12,13 @@ where MSE is the mean over pixels and channels and cos is the cosine similarity 
 flattened images. The batch loss is the sum over targets; Adam is element-wise, so every target's
 trajectory is exactly what it would be if it were inverted alone.
 
-Noise inputs use the generator's stored constants (noise_mode 'const') and are not optimised.
+`invert` takes one batch; `invert_in_chunks` any number of targets, `batch_size` at a time, padding a
+short chunk so that every chunk runs the same compiled program (`TRACES` counts the tracings).
+
+In these plain runs the noise inputs are the generator's stored constants (noise_mode 'const') and are not
+optimised. The published projectors' recipes (`Recipe`, `invert_with_recipe`: NVIDIA's and rosinality's)
+optimise a noise map per layer and target as well, with their regularisation, renormalisation and
+learning-rate ramps.
 """
 from __future__ import annotations
 
