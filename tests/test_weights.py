@@ -1,13 +1,11 @@
 """StyleGAN2 weights without torch: PyTorch's tensor files read as NumPy (checked against torch itself),
 and `--weights NAME | URL | FILE | FOLDER` downloading, converting and caching once.
 
-Downloads come from a local HTTP server on 127.0.0.1 that the tests start and stop; nothing else is
-contacted. The official-layout pickles are written with NVIDIA's own network code (draggan's vendored
+Downloads come from a local HTTP server on 127.0.0.1 that the tests start and stop (tests/local_server.py);
+nothing else is contacted. The official-layout pickles are written with NVIDIA's own network code (draggan's vendored
 copy, `pip install --no-deps draggan==1.1.6`); those tests skip without it."""
-import http.server
 import io
 import pickle
-import threading
 import zipfile
 
 import numpy as np
@@ -97,44 +95,18 @@ def official_pickles(tmp_path_factory):
     return {"g.pkl": pickle.dumps({"G_ema": generator}), "conditional.pkl": pickle.dumps({"G_ema": conditional})}
 
 
-class Server:
-    """Serves `files` (path -> bytes) on 127.0.0.1 and counts the requests per path."""
-
-    def __init__(self, files: dict):
-        self.files, self.requests = files, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def server(official_pickles):
-    served = Server(dict(official_pickles))
-    yield served
-    served.close()
+def server(official_pickles, file_server):
+    """tests/local_server.FileServer over the official pickles; `requests` lists the paths asked for."""
+    for name, content in official_pickles.items():
+        (file_server.folder / name).write_bytes(content)
+    served = file_server()
+    served.files = official_pickles
+    return served
+
+
+def requested(server) -> list[str]:
+    return [path for path, _ in server.requests]
 
 
 @pytest.fixture
@@ -147,7 +119,7 @@ def cache(tmp_path, monkeypatch):
 def test_weights_by_url_download_convert_and_cache_once(server, cache, tmp_path):
     url = f"{server.url}/g.pkl"
     module, variables, first = weights.load(url, progress=False)
-    assert server.requests == ["/g.pkl"] and first.converted_now
+    assert requested(server) == ["/g.pkl"] and first.converted_now
     assert module.config == StyleGAN2Config(**{**SMALL.to_dict(), "conv_clamp": None})
     assert first.folder == cache / "stylegan2" / "converted" / first.sha256
     assert first.sha256 == weights.file_sha256(next((cache / "stylegan2" / "downloads").glob("*-g.pkl")))
@@ -161,11 +133,11 @@ def test_weights_by_url_download_convert_and_cache_once(server, cache, tmp_path)
     for downloaded in (cache / "stylegan2" / "downloads").glob("*-g.pkl"):
         downloaded.unlink()
     _, again, second = weights.load(url, progress=False)
-    assert server.requests == ["/g.pkl"] and not second.converted_now and second.folder == first.folder
+    assert requested(server) == ["/g.pkl"] and not second.converted_now and second.folder == first.folder
     np.testing.assert_array_equal(again["buffers"]["mapping"]["w_avg"], variables["buffers"]["mapping"]["w_avg"])
     # Pinned to the recorded hash: still no request; pinned to another: refused.
     assert weights.resolve(url, sha256=first.sha256).folder == first.folder
-    assert server.requests == ["/g.pkl"]
+    assert requested(server) == ["/g.pkl"]
     with pytest.raises(Exception, match="sha256|checksum"):
         weights.resolve(url, sha256="0" * 64, progress=False)
 
