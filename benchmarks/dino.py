@@ -16,6 +16,7 @@ import jax
 
 from benchmarks import workloads
 from experiments import dino_diffusion
+from jaxgen import cpu
 
 
 def main(argv=None):
@@ -27,5 +28,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    cpu.configure()  # the process settings of a jaxgen entry point, before JAX starts
     dino_diffusion.configure_process()
     main()

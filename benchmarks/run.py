@@ -25,6 +25,7 @@ import torch
 from jax.experimental.compilation_cache import compilation_cache
 
 from benchmarks import contention, stylegan, workloads
+from jaxgen import cpu
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "scaling")
@@ -174,4 +175,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    cpu.configure()  # the process settings of a jaxgen entry point, before JAX starts
     main()

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from benchmarks.workloads import BATCH, LEARNING_RATE, mnist_images, mnist_models
-from jaxgen import data, objectives, train
+from jaxgen import cpu, data, objectives, train
 
 
 def main(argv=None):
@@ -37,4 +37,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    cpu.configure()  # the process settings of a jaxgen entry point, before JAX starts
     main()

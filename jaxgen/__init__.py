@@ -1,4 +1,4 @@
-"""jaxgen: autoencoders, VAEs, a 2-D DDPM and StyleGAN2 inversion in JAX/Flax."""
-from jaxgen import cpu
+"""jaxgen: autoencoders, VAEs, a 2-D DDPM and StyleGAN2 inversion in JAX/Flax.
 
-cpu.configure()
+Importing jaxgen changes nothing in the process: a program sets it up with one call before its first JAX
+computation, `jaxgen.distributed.configure_process()` (CPU settings, then joining a multi-process run)."""

@@ -1,4 +1,9 @@
-"""Orbax checkpoints: one per epoch for resumable training, plus exported parameter sets."""
+"""Orbax checkpoints: one per epoch for resumable training, plus exported parameter sets.
+
+In a run of several processes (jaxgen.distributed) every process calls the same functions: orbax writes each
+array once, together, into the folder they share; a checkpoint restores onto whatever devices and processes
+the state it is restored like lives on (saved by 2 processes of 1 device, resumed by 1 process of 2, or the
+reverse). Folders are removed and JSON files written by process 0 only."""
 from __future__ import annotations
 
 import json
@@ -10,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxgen import errors
+from jaxgen import distributed, errors
 
 
 class CheckpointExistsError(errors.OutputFolderError, RuntimeError):
@@ -60,10 +65,14 @@ class EpochCheckpointer:
 def prepare_run_directory(directory: str | Path, resume: bool, overwrite: bool) -> None:
     """Refuse to start a fresh run on top of existing checkpoints unless told what to do."""
     directory = Path(directory)
-    if not directory.exists() or not any(directory.iterdir()):
+    occupied = directory.exists() and any(directory.iterdir())
+    distributed.barrier("jaxgen-run-directory-checked")  # every process looked before process 0 removes it
+    if not occupied:
         return
     if overwrite:
-        shutil.rmtree(directory)
+        if distributed.is_main_process():
+            shutil.rmtree(directory)
+        distributed.barrier("jaxgen-run-directory-cleared")
     elif not resume:
         raise CheckpointExistsError(
             f"{directory} already holds checkpoints of an earlier run. Pass --resume to continue "
@@ -73,12 +82,14 @@ def prepare_run_directory(directory: str | Path, resume: bool, overwrite: bool) 
 def save_params(directory: str | Path, params, metadata: dict | None = None) -> None:
     """Export a finished model's parameters (and a JSON of how to rebuild it)."""
     directory = Path(directory).resolve()
-    if directory.exists():
+    if directory.exists() and distributed.is_main_process():
         shutil.rmtree(directory)
+    distributed.barrier("jaxgen-export-cleared")
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(directory / "params", params)
     checkpointer.wait_until_finished()
-    (directory / "metadata.json").write_text(json.dumps(metadata or {}, indent=2))
+    if distributed.is_main_process():
+        (directory / "metadata.json").write_text(json.dumps(metadata or {}, indent=2))
 
 
 def load_params(directory: str | Path, like_params=None):

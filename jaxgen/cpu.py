@@ -1,8 +1,10 @@
-"""Process settings that make XLA:CPU training fast: `configure` is applied when jaxgen is imported;
+"""Process settings that make XLA:CPU training fast. Importing jaxgen applies none of them: `configure` is
+made by the entry points (through `jaxgen.distributed.configure_process`: the studies' commands, the
+benchmarks, the tests; a notebook or a program of one's own may call it too);
 `run_each_computation_on_one_thread` and `split_into_devices` are for programs of small computations
 only. All are read only at the start (XLA's when JAX starts its CPU backend, glibc's when it allocates),
-so import jaxgen (and call the latter) before the first JAX computation; settings the user made
-themselves are left alone. `cores_kept_awake` is for the span of a data-parallel run on CPU devices."""
+so call them before the first JAX computation; settings the user made themselves are left alone.
+`cores_kept_awake` is for the span of a data-parallel run on CPU devices."""
 import contextlib
 import ctypes
 import os
@@ -112,5 +114,7 @@ def cores_kept_awake(devices):
 
 
 def configure() -> None:
+    """The settings every jaxgen program wants: XLA's own convolution kernels, and freed memory kept for
+    reuse. Call before the first JAX computation (later, they have no effect)."""
     prefer_xla_convolutions()
     keep_freed_memory()

@@ -1,7 +1,9 @@
 """The one training loop: jit-compiled, data-parallel, checkpointed and resumable.
 
-- Data parallel: batches are split along the mesh axis 'data' over every device;
-  parameters and optimizer state are replicated. XLA inserts the gradient all-reduce.
+- Data parallel: batches are split along the mesh axis 'data' over every device of every process;
+  parameters and optimizer state are replicated. XLA inserts the gradient all-reduce. In a run of
+  several processes (jaxgen.distributed) each process reads and places only its own rows of each batch,
+  evaluations are gathered to every process, and only process 0 shows progress.
 - Several steps run inside one compiled call (unrolled), so Python dispatch does not
   dominate small models.
 - Reproducible: the example order of epoch e depends on (seed, e) only and the step's
@@ -23,7 +25,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxgen import data as data_lib
-from jaxgen import errors
+from jaxgen import distributed, errors
 from jaxgen.checkpoints import EpochCheckpointer, prepare_run_directory
 
 Objective = Callable  # (params, batch, rng) -> {'loss': (B,), term: (B,), ...}
@@ -108,8 +110,8 @@ def make_train_chunk(objective: Objective, mesh, seed: int):
     """A jitted function running one optimizer step per leading-axis slice of `batches`."""
     objective = _tunable(objective)
     program = _train_chunk_program(objective.fn, mesh)
-    base_rng = jax.random.key(seed)
-    return lambda state, batches: program(state, batches, objective.settings, base_rng)
+    settings, base_rng = distributed.replicate((objective.settings, jax.random.key(seed)), replicated(mesh))
+    return lambda state, batches: program(state, batches, settings, base_rng)
 
 
 @cache
@@ -149,15 +151,28 @@ def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: 
     n = len(next(iter(arrays.values())))
     compiled = jax.jit(fn, in_shardings=(NamedSharding(mesh, P("data")), None) + (replicated(mesh),) * len(operands),
                        out_shardings=replicated(mesh))
+    operands = distributed.replicate(operands, replicated(mesh))
+    batch_sharding = NamedSharding(mesh, P("data"))
     outputs = []
-    for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None, leave=False):
-        batch = {k: v[start:start + batch_size] for k, v in arrays.items()}
-        real = len(next(iter(batch.values())))
-        if real < batch_size:  # pad with copies of the first example; dropped below
-            batch = {k: np.concatenate([v, np.repeat(v[:1], batch_size - real, axis=0)]) for k, v in batch.items()}
+    for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None or not distributed.is_main_process(),
+                      leave=False):
+        real = min(batch_size, n - start)
+        batch = distributed.global_batch(lambda rows: _padded_rows(arrays, start, real, rows), batch_sharding,
+                                         (batch_size,), axis=0) if distributed.is_multi_process() else \
+            _padded_rows(arrays, start, real, slice(0, batch_size))
         result = compiled(batch, jnp.int32(start // batch_size), *operands)
         outputs.append(jax.tree.map(lambda x: np.asarray(x)[:real], result))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def _padded_rows(arrays: dict, start: int, real: int, rows: slice) -> dict:
+    """Rows `rows` of the batch of `arrays` from `start` holding `real` examples, padded with copies of the
+    first example (dropped from the results)."""
+    positions = np.arange(rows.start, rows.stop)
+    positions = np.where(positions < real, start + positions, start)
+    if rows.stop <= real:  # no padding: a plain slice (a memory map reads just these rows)
+        return {k: v[start + rows.start:start + rows.stop] for k, v in arrays.items()}
+    return {k: np.asarray(v[start:start + real])[positions - start] for k, v in arrays.items()}
 
 
 def make_evaluator(objective: Objective, batch_size: int, seed: int, mesh=None) -> Callable:
@@ -211,6 +226,11 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
     try:  # the checkpointer's writer threads end with the run, also when it fails
         return _fit_epochs(state, objective, train, test, config, checkpointer, resume, desc, mesh, after_epoch,
                            on_resume, steps_per_epoch)
+    except Exception as error:  # a collective of a multi-process run failed: another process went away
+        lost = distributed.lost_process_error(error)
+        if lost is None:
+            raise
+        raise lost from error
     finally:
         checkpointer.close()
 
@@ -219,15 +239,16 @@ def _fit_epochs(state, objective, train, test, config, checkpointer, resume, des
                 steps_per_epoch):
     history = {"train": {}, "test": {}, "epoch_seconds": []}
     first_epoch = 0
+    say = tqdm.write if distributed.is_main_process() else (lambda text: None)
     if resume and checkpointer.latest_epoch() is not None:
         last, state, history = checkpointer.restore(state)
         first_epoch = last + 1
         step = int(jax.device_get(state.step))
         if first_epoch >= config.epochs:
-            tqdm.write(f"{desc}: already trained ({first_epoch} epochs, step {step}), reused from "
+            say(f"{desc}: already trained ({first_epoch} epochs, step {step}), reused from "
                        f"{checkpointer.directory}")
         else:
-            tqdm.write(f"{desc}: resuming after epoch {first_epoch}/{config.epochs} (step {step}) from "
+            say(f"{desc}: resuming after epoch {first_epoch}/{config.epochs} (step {step}) from "
                        f"{checkpointer.directory}")
         if on_resume is not None:
             on_resume(first_epoch, step)
@@ -239,11 +260,15 @@ def _fit_epochs(state, objective, train, test, config, checkpointer, resume, des
         started = time.perf_counter()
         order = np.stack(data_lib.batch_indices(len(train), config.batch_size, config.seed, epoch))
         sums: dict[str, float] = {}
-        bar = tqdm(total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False)
+        bar = tqdm(total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not distributed.is_main_process())
         pending = None
         for start in range(0, steps_per_epoch, config.steps_per_call):
             idx = order[start:start + config.steps_per_call]
-            batches = jax.device_put({"image": train.images[idx], "label": train.labels[idx]}, batch_sharding)
+            # (steps, batch) global; this process reads its own columns of `idx` only
+            batches = distributed.global_batch(
+                lambda rows: {"image": train.images[idx[:, rows]], "label": train.labels[idx[:, rows]]},
+                batch_sharding, idx.shape, axis=1)
             state, terms = train_chunk(state, batches)  # dispatched asynchronously
             if pending is not None:  # read the previous chunk while this one runs
                 _accumulate(sums, *pending, epoch, desc, bar)
@@ -257,7 +282,7 @@ def _fit_epochs(state, objective, train, test, config, checkpointer, resume, des
                 history["test"].setdefault(name, []).append(value)
         history["epoch_seconds"].append(time.perf_counter() - started)
         checkpointer.save(epoch, state, history)
-        tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: " + _summary(history))
+        say(f"{desc} epoch {epoch + 1}/{config.epochs}: " + _summary(history))
         if after_epoch is not None:
             after_epoch(epoch, state, history)
     return state, history

@@ -6,7 +6,11 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxgen import cpu
 from tests import local_server, synthetic_data
+
+# The process settings a jaxgen entry point makes (importing jaxgen makes none), before any test starts JAX.
+cpu.configure()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

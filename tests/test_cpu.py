@@ -1,6 +1,7 @@
-"""jaxgen.cpu's settings: at import, convolutions on XLA's own kernels, matmuls on YNNPACK, and freed
-memory kept for reuse instead of page-faulted back in on every step; on request, one thread per
-computation, the CPU split into devices, and the cores kept awake through a data-parallel run."""
+"""jaxgen.cpu's settings: made by an entry point's one call (never by importing jaxgen), convolutions on XLA's
+own kernels, matmuls on YNNPACK, and freed memory kept for reuse instead of page-faulted back in on every
+step; on request, one thread per computation, the CPU split into devices, and the cores kept awake through a
+data-parallel run."""
 import os
 import platform
 import time
@@ -12,7 +13,9 @@ from tests.probes import run_probe
 
 PLACEMENT_PROBE = """
 import jax, jax.numpy as jnp, os
+from jaxgen import distributed
 from jaxgen.models.layers import conv_nhwc
+distributed.configure_process()  # what an entry point calls first
 x, k, w = jnp.ones((8, 32, 32, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((256, 256))
 conv = jax.jit(lambda x, k: conv_nhwc(x, k, padding="SAME"))
 dot = jax.jit(lambda w: w @ w)
@@ -25,8 +28,11 @@ print("dot-ynn" if "__ynn_fusion" in dot.lower(w).compile().as_text() else "dot-
 # Page faults of writing a fresh 64 MB malloc block, after the same block size was allocated and freed.
 FAULTS_PROBE = """
 import ctypes, ctypes.util, resource, sys
-if sys.argv[1] == "import":
-    import jaxgen
+if sys.argv[1] in ("import", "configure"):
+    import experiments.common, jaxgen.train  # importing changes nothing
+if sys.argv[1] == "configure":
+    from jaxgen import cpu
+    cpu.configure()
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 size = 64 << 20
@@ -39,7 +45,19 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def test_importing_jaxgen_moves_convolutions_off_ynnpack_and_keeps_user_flags():
+IMPORT_PROBE = """
+import os
+before = dict(os.environ)
+import experiments.common, jaxgen, jaxgen.distributed, jaxgen.train
+print(dict(os.environ) == before)
+"""
+
+
+def test_importing_jaxgen_changes_nothing_in_the_process():
+    assert run_probe(IMPORT_PROBE, {}, xla_flags="") == ["True"]
+
+
+def test_configuring_moves_convolutions_off_ynnpack_and_keeps_user_flags():
     flags, conv, dot = run_probe(PLACEMENT_PROBE, {}, xla_flags="--xla_force_host_platform_device_count=2")
     assert flags.startswith("--xla_force_host_platform_device_count=2 ")  # the user's flags are kept
     assert (conv, dot) == ("conv-xla", "dot-ynn")
@@ -53,12 +71,14 @@ def test_a_user_setting_of_the_ynn_flag_wins():
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
-def test_importing_jaxgen_keeps_freed_memory_for_reuse():
+def test_configuring_keeps_freed_memory_for_reuse():
     pages = (64 << 20) // 4096
     fresh = int(run_probe(FAULTS_PROBE, {}, "plain")[0])
-    reused = int(run_probe(FAULTS_PROBE, {}, "import")[0])
-    user_choice = int(run_probe(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "import")[0])
+    imported = int(run_probe(FAULTS_PROBE, {}, "import")[0])
+    reused = int(run_probe(FAULTS_PROBE, {}, "configure")[0])
+    user_choice = int(run_probe(FAULTS_PROBE, {"MALLOC_TRIM_THRESHOLD_": "131072"}, "configure")[0])
     assert fresh > pages // 2 and user_choice > pages // 2  # glibc's default: fresh mmap pages each time
+    assert imported > pages // 2  # importing jaxgen leaves glibc's setting alone
     assert reused < pages // 20
 
 
