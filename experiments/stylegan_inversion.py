@@ -56,7 +56,7 @@ SELF_TEST_LPIPS_RESOLUTION = 48  # see the --self-test note in write_report
 
 MISSING_WEIGHTS = """No generator given. This study inverts photos into a pretrained StyleGAN2, e.g. FFHQ 1024x1024:
   python -m experiments.stylegan_inversion --weights ffhq
-downloads NVIDIA's stylegan2-ffhq-1024x1024.pkl (about 380 MB, once), converts it and caches the result.
+downloads NVIDIA's stylegan2-ffhq-1024x1024.pkl (a few hundred MB, once), converts it and caches the result.
 Other names: {names}; or a URL, a .pkl / .pt file, or a converted folder.
 To check the whole pipeline without weights:  python -m experiments.stylegan_inversion --self-test"""
 

@@ -114,6 +114,7 @@ TENSOR_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("argparse", "Namespace"): Namespace,
     **{("torch", name): StorageType(name) for name in STORAGE_DTYPES},
+    **{("torch.cuda", name): StorageType(name) for name in STORAGE_DTYPES},  # saved from a GPU: same bytes
     **{("torch", name): np.dtype(dtype) for name, dtype in TORCH_DTYPES.items()},
 }
 
