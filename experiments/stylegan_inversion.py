@@ -336,32 +336,43 @@ def main(argv=None):
 
 
 FIGURE_ROWS = 8  # targets per reconstruction page
+FIGURE_SIDE = 256  # pixels per image in the figures: small generators' images enlarged, large ones reduced
 
 
-def thumbnail(image: np.ndarray, side: int) -> np.ndarray:
-    """An RGB uint8 image letterboxed into a (side, side) square in [0, 1]."""
+def display(image: np.ndarray, side: int = FIGURE_SIDE) -> np.ndarray:
+    """An image in [0, 1] at side x side: enlarged with nearest (pixels stay visible), reduced with Lanczos;
+    a non-square input letterboxed on white."""
     from PIL import Image
-    picture = Image.fromarray(image)
-    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
-    return np.asarray(canvas, np.float32) / 255.0
+    picture = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    if picture.width != picture.height:
+        picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+        canvas = Image.new("RGB", (side, side), (255, 255, 255))
+        canvas.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2))
+        picture = canvas
+    elif picture.width != side:
+        picture = picture.resize((side, side), Image.Resampling.NEAREST if picture.width < side
+                                 else Image.Resampling.LANCZOS)
+    return np.asarray(picture, np.float32) / 255.0
+
+
+def short(name: str, length: int = 18) -> str:
+    return name if len(name) <= length else name[:length - 1] + "…"
 
 
 def reconstruction_pages(targets, originals, names, inversions: dict, output, stem: str, title: str) -> list[str]:
     """Pages of FIGURE_ROWS rows: [input,] target, and its inversion in each space; the file names."""
-    side = targets.shape[1]
     columns = (["input"] if originals else []) + ["target"] + list(inversions)
     files = []
     for page, first in enumerate(range(0, len(targets), FIGURE_ROWS)):
         rows = []
         for i in range(first, min(first + FIGURE_ROWS, len(targets))):
-            row = ([thumbnail(originals[i], side)] if originals else []) + [inversion.to_unit_range(targets[i])]
+            row = ([originals[i].astype(np.float32) / 255.0] if originals else []) + [inversion.to_unit_range(targets[i])]
             row += [inversion.to_unit_range(images[i]) for images in inversions.values()]
-            rows.extend(row)
+            rows.extend(display(image) for image in row)
         filename = f"{stem}.png" if len(targets) <= FIGURE_ROWS else f"{stem}_p{page + 1}.png"
         plots.image_grid(np.stack(rows), output.figure(filename), ncols=len(columns),
-                         row_labels=names[first:first + FIGURE_ROWS], col_labels=columns, scale=1.2, title=title)
+                         row_labels=[short(n) for n in names[first:first + FIGURE_ROWS]], col_labels=columns,
+                         scale=1.5, title=title)
         files.append(filename)
     return files
 
