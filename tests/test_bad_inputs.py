@@ -183,7 +183,6 @@ def test_corrupted_data_file(case):
     case.assert_refused(errors.DataError, path, "sha256", out=out)
 
 
-@pytest.mark.xfail(reason="jaxgen.data: a truncated cifar10.npz gives a BadZipFile traceback (fix pending there)")
 def test_truncated_data_archive_in_the_legacy_layout(case):
     data_dir, out = case.root / "data", case.root / "out"
     path = data_dir / "cifar10" / "cifar10.npz"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +88,17 @@ def read_npz_split(path: Path, split: str, default_classes: tuple[str, ...]) -> 
 
     Only the arrays of that very split are read: a file without x_unlabeled has no unlabeled split.
     """
-    with np.load(path, allow_pickle=False) as arrays:
-        if f"x_{split}" not in arrays:
-            raise KeyError(split)
-        images = arrays[f"x_{split}"]
-        labels = (arrays[f"y_{split}"].astype(np.int64) if f"y_{split}" in arrays
-                  else np.full(len(images), -1, np.int64))
-        classes = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else default_classes
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if f"x_{split}" not in arrays:
+                raise KeyError(split)
+            images = arrays[f"x_{split}"]
+            labels = (arrays[f"y_{split}"].astype(np.int64) if f"y_{split}" in arrays
+                      else np.full(len(images), -1, np.int64))
+            classes = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else default_classes
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
+        raise CorruptFileError(f"{path} cannot be read as an .npz archive ({error}): it is incomplete or "
+                               "damaged. Delete it, or replace it with a complete copy.") from None
     if images.ndim == 3:
         images = images[..., None]
     check_pair(images, labels, path)
