@@ -1,6 +1,7 @@
 """Figures saved as PNG: loss curves, image grids, 2-D scatters, histograms, GMM ellipses."""
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -9,6 +10,7 @@ matplotlib.use("Agg")  # files only; no display is needed or assumed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def save_figure(fig, path):
@@ -29,11 +31,12 @@ def loss_curves(histories: dict[str, dict], terms: Sequence[str], path, title: s
                     ax.plot(np.arange(1, len(values) + 1), values, style, color=color,
                             label=f"{name} {split}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(term)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
+    if title:  # wrapped to the figure's width: a one-panel figure is narrower than a long title
+        fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * 11)))
     save_figure(fig, path)
 
 
