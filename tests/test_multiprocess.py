@@ -190,3 +190,26 @@ def test_one_process_run_resumed_by_two_processes_matches_it(env, reference, tmp
     saved_by_two, saved_by_one = _checkpointed_params(out, 2), _checkpointed_params(source, 2)
     assert saved_by_two.size == saved_by_one.size == 1_274_305  # the 28x28 conv VAE
     np.testing.assert_allclose(saved_by_two, saved_by_one, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"coordinator": "127.0.0.1:1234"}, "go together"),
+    ({"coordinator": "127.0.0.1:1234", "num_processes": 2, "process_id": 2}, "--process-id 2: must be in 0..1"),
+])
+def test_process_flags_are_checked_before_joining(flags, message):
+    from jaxgen import distributed, errors
+    with pytest.raises(errors.ConfigError, match=message):
+        distributed.configure_process(**flags)
+
+
+@pytest.mark.parametrize("environment, several", [
+    ({}, False), ({"SLURM_NTASKS": "1"}, False), ({"SLURM_NTASKS": "4"}, True),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, True), ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, True),
+])
+def test_a_launch_of_several_processes_is_recognised(monkeypatch, environment, several):
+    from jaxgen import distributed
+    for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert distributed._launched_as_several_processes() is several
