@@ -2,7 +2,8 @@
 
 The command line of a study is generated from its config (`experiments/configs/NAME.py`): every field is a
 flag (`--batch-size 16`) and a config override (`--config.batch_size=16`), validated before anything is
-loaded. Common flags: --quick --out --data-dir --resume --overwrite --debug.
+loaded. Common flags: --quick --out --data-dir --resume --overwrite --debug, and for a run over several
+processes --coordinator --num-processes --process-id --distributed (docs/multi_host.md).
 
 The output folder holds a `run.json` naming the study, its config and whether the run finished; a study
 writes into `--out` only when it is empty, holds this study's own unfinished run (continued with --resume),
