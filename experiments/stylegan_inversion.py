@@ -4,10 +4,11 @@
     python -m experiments.stylegan_inversion --self-test                       # seeded random 32 px generator, CPU
     python -m experiments.stylegan_inversion --self-test --quick               # same code path, under a minute or two
 
-Table 1: every target inverted in z, w and w+ with the MSE loss. Table 2: the first five targets
-with MSE and with the custom loss MSE + lpips_weight * LPIPS + cos_weight * cosine distance (the MSE
+Table 1: every target inverted in z, w and w+ with the MSE loss. Table 2: the first
+--table2-targets (5) targets with MSE and with the custom loss MSE + lpips_weight * LPIPS + cos_weight * cosine distance (the MSE
 rows are Table 1's runs of those five targets: each target's optimisation is independent of the
-others in its batch). Table 3: w+ (MSE) latents of five (content, style) pairs crossed at layer k.
+others in its batch). Table 3: w+ (MSE) latents of --crossover-pairs (5) (content, style) pairs crossed at layer k.
+Every setting is a field of the config, experiments/configs/stylegan_inversion.py (`--help` lists them).
 
 Scores, per image, after clipping both images to [-1, 1]: L2 = root-mean-square difference of the
 images in [0, 1] (so PSNR = -20 log10 L2), LPIPS-VGG at 256 px, cosine distance = 1 - cos of the
@@ -25,7 +26,6 @@ initialisation) and, without --targets, the photos by images it generated from k
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
@@ -35,24 +35,22 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from experiments import common
-from experiments.common import StudyOutput, markdown_table, study_parser
+from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser
+from experiments.configs.stylegan_inversion import SELF_TEST_LPIPS_RESOLUTION, get_config
 from jaxgen import plots
 from jaxgen.data.downloads import data_folder
-from jaxgen.errors import ImageError
+from jaxgen.errors import ConfigError, ImageError
 from jaxgen.stylegan import align as align_module
 from jaxgen.stylegan import invert as inversion
 from jaxgen.stylegan import targets as targets_module
 from jaxgen.stylegan import weights
 from jaxgen.stylegan.perceptual import load_lpips_vgg
 from jaxgen.stylegan.scores import METRIC_LPIPS_RESOLUTION, Scorer, rms_difference, summary_row
-from jaxgen.stylegan.self_test import SELF_TEST_IMAGE_STD, SELF_TEST_PSI, self_test_setup
+from jaxgen.stylegan.self_test import SELF_TEST_CONFIG, SELF_TEST_IMAGE_STD, SELF_TEST_PSI, self_test_setup
 
 NAME = "stylegan_inversion"
 LOSSES = ("mse", "custom")
-TABLE2_TARGETS = 5
-CROSSOVER_PAIRS = 5
 DEFAULT_CROP_BOX = (0.25, 0.35, 0.75, 0.6)  # eyes of an FFHQ-aligned face: left, top, right, bottom
-SELF_TEST_LPIPS_RESOLUTION = 48  # see the --self-test note in write_report
 
 MISSING_WEIGHTS = """No generator given. This study inverts photos into a pretrained StyleGAN2, e.g. FFHQ 1024x1024:
   python -m experiments.stylegan_inversion --weights ffhq
@@ -61,61 +59,58 @@ Other names: {names}; or a URL, a .pkl / .pt file, or a converted folder.
 To check the whole pipeline without weights:  python -m experiments.stylegan_inversion --self-test"""
 
 
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    iterations: int = 1000
-    steps_per_call: int = 50
-    self_test_targets: int = 8
-
-
-FULL = Budget()
-QUICK = Budget(iterations=10, steps_per_call=10, self_test_targets=5)
-
-
 def parse_args(argv=None):
-    parser = study_parser(NAME, __doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", help="a release name (ffhq, metfaces, afhqcat, ...: jaxgen.stylegan.weights), "
+    """(args, config): the study's flags and its validated config (experiments/configs/stylegan_inversion.py)."""
+    parser = study_parser(NAME, __doc__.splitlines()[0], get_config)
+    group = parser.add_argument_group("generator and targets (what is inverted; the config says how)")
+    group.add_argument("--weights", help="a release name (ffhq, metfaces, afhqcat, ...: jaxgen.stylegan.weights), "
                                           "a URL, a .pkl / .pt file or a converted folder")
-    source.add_argument("--self-test", action="store_true",
-                        help="seeded random 32 px generator and targets it generated itself (runs on CPU)")
-    parser.add_argument("--weights-sha256", help="the sha256 the downloaded weights file must have")
-    parser.add_argument("--targets", nargs="+",
-                        help="image files, folders and globs (default: DATA_DIR/faces/aligned_ffhq_style/*)")
-    parser.add_argument("--align", choices=targets_module.ALIGN_MODES, default="auto",
-                        help="FFHQ face alignment of the targets (default auto: all but squares at the "
-                             f"generator's resolution; needs `{align_module.INSTALL}`)")
-    parser.add_argument("--batch-size", type=int, default=8, help="targets inverted together (default 8)")
-    parser.add_argument("--recipe", choices=("plain", *inversion.RECIPES), default="plain",
-                        help="besides the plain z / w / w+ runs, invert every target as a published projector does "
-                             "(official: NVIDIA's stylegan2-ada-pytorch projector, w + noise maps; rosinality: "
-                             "w+ + noise maps); its settings and scores go to results.json 'recipe'")
-    parser.add_argument("--iterations", type=int, help="Adam iterations (default 1000, --quick 10)")
-    parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--lpips-weight", type=float, default=1.0, help="w1 of the custom loss (default 1)")
-    parser.add_argument("--cos-weight", type=float, default=1.0, help="w2 of the custom loss (default 1)")
-    parser.add_argument("--lpips-resolution", type=int,
-                        help=f"LPIPS resolution inside the custom loss (default 256; {SELF_TEST_LPIPS_RESOLUTION} "
-                             "with --self-test). Reported LPIPS is always at 256 px")
-    parser.add_argument("--crossover-k", type=int,
-                        help="content layers of a crossover (default: inversion.content_layer_count)")
-    parser.add_argument("--crop-box", action="append", type=crop_box, metavar="LEFT,TOP,RIGHT,BOTTOM",
-                        help="zoomed region of the crossover panels as fractions of the image side; once for "
-                             f"every pair or {CROSSOVER_PAIRS} times, one per pair (default {DEFAULT_CROP_BOX})")
-    args = parser.parse_args(argv)
+    group.add_argument("--self-test", action="store_true",
+                        help="seeded random 32 px generator and targets it generated itself (runs on CPU); with "
+                             "--targets, those targets inverted with that generator")
+    group.add_argument("--weights-sha256", help="the sha256 the weights file must have (64 hex digits)")
+    group.add_argument("--targets", nargs="+",
+                       help="image files, folders and globs (default: DATA_DIR/faces/aligned_ffhq_style/*)")
+    group.add_argument("--crop-box", action="append", metavar="LEFT,TOP,RIGHT,BOTTOM",
+                       help="zoomed region of the crossover panels as fractions of the image side; once for "
+                            f"every pair or once per pair (default {','.join(map(str, DEFAULT_CROP_BOX))})")
+    args, config = parse_study_args(parser, argv)
+    if args.weights is not None and args.self_test:
+        raise ConfigError("--weights and --self-test: give one (--self-test uses a seeded random generator)")
     if not (args.weights or args.self_test):
         raise SystemExit(MISSING_WEIGHTS.format(names=", ".join(weights.supported_names()[1:])))
-    if args.crop_box and len(args.crop_box) not in (1, CROSSOVER_PAIRS):
-        parser.error(f"give --crop-box once or {CROSSOVER_PAIRS} times")
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
-    return args
+    given = {field.name for field in dataclasses.fields(config) if getattr(args, f"config__{field.name}") is not None}
+    if args.self_test and "lpips_resolution" not in given:
+        config = config.replace(lpips_resolution=SELF_TEST_LPIPS_RESOLUTION)
+        args.config = config
+    if args.weights is not None and not args.weights.strip():
+        raise ConfigError("--weights is empty: give a release name, a URL, a .pkl / .pt file or a converted folder")
+    if args.self_test and args.weights_sha256:
+        raise ConfigError("--weights-sha256 pins the file of --weights; --self-test loads no weights")
+    if args.weights_sha256:
+        weights._check_pin(args.weights_sha256)  # WeightsError naming the flag, before anything is read
+    if args.targets is not None and not [t for t in args.targets if t.strip()]:
+        raise ConfigError("--targets is empty: give image files, folders or globs")
+    if "self_test_targets" in given and not (args.self_test and not args.targets):
+        raise ConfigError("--self-test-targets sets how many targets --self-test generates; it has no use "
+                          + ("with --targets" if args.targets else "without --self-test"))
+    if "align" in given and args.self_test and not args.targets:
+        raise ConfigError("--align aligns --targets; --self-test without --targets generates its targets")
+    args.crop_box = [crop_box(text) for text in args.crop_box or []]
+    if args.crop_box and len(args.crop_box) not in (1, config.crossover_pairs):
+        raise ConfigError(f"--crop-box given {len(args.crop_box)} times: give it once, or once per crossover "
+                          f"pair ({config.crossover_pairs}, --crossover-pairs)")
+    return args, config
 
 
 def crop_box(text: str) -> tuple[float, float, float, float]:
-    left, top, right, bottom = (float(v) for v in text.split(","))
-    if not 0 <= left < right <= 1 or not 0 <= top < bottom <= 1:
-        raise argparse.ArgumentTypeError(f"crop box {text!r} is not inside the unit square")
+    """LEFT,TOP,RIGHT,BOTTOM as fractions of the image side; ConfigError naming --crop-box otherwise."""
+    try:
+        left, top, right, bottom = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--crop-box {text}: must be four numbers LEFT,TOP,RIGHT,BOTTOM") from None
+    if not (0 <= left < right <= 1 and 0 <= top < bottom <= 1):
+        raise ConfigError(f"--crop-box {text}: must lie inside the unit square, LEFT < RIGHT and TOP < BOTTOM")
     return left, top, right, bottom
 
 
@@ -132,13 +127,28 @@ def target_specs(args) -> list[str]:
     return [str(folder)]
 
 
-def load_targets(args, resolution: int):
-    """(targets, names, originals, per-target records, skipped) of --targets; ImageError when none is usable."""
-    usable, skipped = targets_module.prepare_all(target_specs(args), resolution, args.align,
-                                                 report=lambda line: print(line, file=sys.stderr))
+def check_targets_exist(specs: list[str]) -> None:
+    """ImageError when no spec names an image file, before a generator is downloaded or built."""
+    files, skipped = targets_module.expand(specs)
+    if not files:
+        raise ImageError(none_usable(skipped))
+
+
+def none_usable(skipped) -> str:
+    shown = "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"--targets: none of the {len(skipped)} targets can be used ({shown}{more})"
+
+
+def load_targets(specs: list[str], resolution: int, align_mode: str):
+    """(targets, names, originals, per-target records, skipped); ImageError when none is usable. The line per
+    skipped target goes to stderr only when others run (else the error names them)."""
+    lines = []
+    usable, skipped = targets_module.prepare_all(specs, resolution, align_mode, report=lines.append)
     if not usable:
-        raise ImageError(f"none of the {len(skipped)} targets could be used: "
-                         + "; ".join(f"{s.name}: {s.reason}" for s in skipped[:3]))
+        raise ImageError(none_usable(skipped))
+    for line in lines:
+        print(line, file=sys.stderr)
     return (np.stack([t.image for t in usable]), [t.name for t in usable], [t.original for t in usable],
             [t.record for t in usable], skipped)
 
@@ -182,55 +192,59 @@ def crossover_panel(images: np.ndarray, box, labels, path, title: str) -> None:
 # ----------------------------------------------------------------------------- the study
 
 def main(argv=None):
-    args = parse_args(argv)
-    budget = QUICK if args.quick else FULL
-    if args.iterations:
-        budget = dataclasses.replace(budget, iterations=args.iterations)
+    args, config = parse_args(argv)
+    output = StudyOutput(NAME, args, config)  # the folder is checked before anything is read or built
+    if args.resume:
+        print("--resume: this study keeps no checkpoints; every inversion runs again")
 
-    # 1. Generator and targets.
-    originals, records, skipped, true_w_plus = None, None, [], None
+    # 1. Generator and targets (the targets are looked for before a generator is downloaded or built).
+    originals, records, skipped, true_w_plus, source = None, None, [], None, None
     if args.self_test and not args.targets:
-        module, variables, targets, true_w_plus = self_test_setup(args.seed, budget.self_test_targets)
+        module, variables, targets, true_w_plus = self_test_setup(config.seed, config.self_test_targets)
         names = [f"generated_{i}" for i in range(len(targets))]
     else:
+        specs = target_specs(args)
+        check_targets_exist(specs)
         if args.self_test:
-            module, variables, _, _ = self_test_setup(args.seed, 1)
+            targets, names, originals, records, skipped = load_targets(
+                specs, SELF_TEST_CONFIG.img_resolution, config.align)
+            module, variables, _, _ = self_test_setup(config.seed, 1)
         else:
             module, variables, source = weights.load(args.weights, args.weights_sha256)
-        targets, names, originals, records, skipped = load_targets(args, module.config.img_resolution)
-    output = StudyOutput(NAME, args)
+            targets, names, originals, records, skipped = load_targets(
+                specs, module.config.img_resolution, config.align)
+    generator = module.config
+    k = config.crossover_k or inversion.content_layer_count(generator)
+    if k >= generator.num_ws:
+        raise ConfigError(f"--crossover-k {k}: must be below the generator's {generator.num_ws} w+ rows")
     if true_w_plus is not None:
         np.savez(output.figure("self_test_targets.npz"), targets=targets, w_plus=true_w_plus)
-    config = module.config
-    table2_targets, pair_count = min(TABLE2_TARGETS, len(targets)), min(CROSSOVER_PAIRS, len(targets))
+    table2_targets = min(config.table2_targets, len(targets))
+    pair_count = min(config.crossover_pairs, len(targets))
     lpips_variables = load_lpips_vgg()
-    settings = inversion.InversionSettings(iterations=budget.iterations, learning_rate=args.learning_rate,
-                                           steps_per_call=budget.steps_per_call)
-    lpips_resolution = args.lpips_resolution or (SELF_TEST_LPIPS_RESOLUTION if args.self_test else 256)
+    settings = inversion.InversionSettings(iterations=config.iterations, learning_rate=config.learning_rate,
+                                           steps_per_call=config.steps_per_call)
     losses = {"mse": inversion.InversionLoss(),
-              "custom": inversion.InversionLoss(args.lpips_weight, args.cos_weight, lpips_resolution)}
-    k = args.crossover_k or inversion.content_layer_count(config)
+              "custom": inversion.InversionLoss(config.lpips_weight, config.cos_weight, config.lpips_resolution)}
     z_start = inversion.z_start(module, variables)
     output.phase("setup")
 
+    # What the run did beyond its config (results.json 'config'): fixed choices and counts.
     hyperparameters = {
-        "optimizer": "adam (optax defaults b1 0.9, b2 0.999, eps 1e-8)", "learning_rate": settings.learning_rate,
-        "iterations": settings.iterations, "noise_mode": settings.noise_mode, "batch_size": args.batch_size,
+        "optimizer": "adam (optax defaults b1 0.9, b2 0.999, eps 1e-8)", "noise_mode": settings.noise_mode,
         "start": {"z": "seeded z (10,000 draws, seed 0) whose w is closest to w_avg", "w": "w_avg",
                   "w_plus": "w_avg in every row"},
         "losses": {"mse": "mean squared error of [-1, 1] images",
-                   "custom": f"MSE + {args.lpips_weight:g} * LPIPS-VGG at {lpips_resolution} px "
-                             f"+ {args.cos_weight:g} * (1 - cosine similarity of the flattened images)"},
-        "lpips_weight": args.lpips_weight, "cos_weight": args.cos_weight,
-        "loss_lpips_resolution": lpips_resolution, "metric_lpips_resolution": METRIC_LPIPS_RESOLUTION,
+                   "custom": f"MSE + {config.lpips_weight:g} * LPIPS-VGG at {config.lpips_resolution} px "
+                             f"+ {config.cos_weight:g} * (1 - cosine similarity of the flattened images)"},
+        "metric_lpips_resolution": METRIC_LPIPS_RESOLUTION,
         "targets_table1": len(targets), "targets_table2": table2_targets, "crossover_pairs": pair_count,
-        "crossover_k": k, "num_ws": config.num_ws,
+        "crossover_k": k, "num_ws": generator.num_ws,
         "target_preprocessing": "generated by the self-test generator" if records is None else
-        f"--align {args.align} (per target in target_details)",
+        f"--align {config.align} (per target in target_details)",
     }
     results = {"mode": "self_test" if args.self_test else "weights", "weights": args.weights,
-               "weights_source": None if args.self_test else source.describe(),
-               "budget": "quick" if args.quick else "full", "seed": args.seed, "generator": config.to_dict(),
+               "weights_source": None if source is None else source.describe(), "generator": generator.to_dict(),
                "targets": names, "target_details": records,
                "skipped": [{"target": s.name, "reason": s.reason} for s in skipped],
                "hyperparameters": hyperparameters}
@@ -239,7 +253,7 @@ def main(argv=None):
     # --batch-size, each (space, loss) one compiled program.
     runs, traces_before = {}, dict(inversion.TRACES)
     few = targets[:table2_targets]
-    batch_size = min(args.batch_size, len(targets))  # Table 2's few targets are padded to it too
+    batch_size = min(config.batch_size, len(targets))  # Table 2's few targets are padded to it too
     for loss, subset in (("mse", targets), ("custom", few)):
         for space in inversion.SPACES:
             runs[(space, loss)] = inversion.invert_in_chunks(
@@ -257,20 +271,20 @@ def main(argv=None):
 
     # 3. Tables 1 and 2 (and the recipe's scores).
     scorer = Scorer(lpips_variables, targets)
-    if args.recipe != "plain":
-        recipe = dataclasses.replace(inversion.RECIPES[args.recipe], iterations=budget.iterations,
-                                     steps_per_call=budget.steps_per_call, lpips_resolution=lpips_resolution)
+    if config.recipe != "plain":
+        recipe = dataclasses.replace(inversion.RECIPES[config.recipe], iterations=config.iterations,
+                                     steps_per_call=config.steps_per_call, lpips_resolution=config.lpips_resolution)
         images, history = [], []
         for first in range(0, len(targets), batch_size):  # padded chunks: one compiled program
             chunk = targets[first:first + batch_size]
             padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)])
-            run = inversion.invert_with_recipe(module, variables, padded, recipe, lpips_variables, args.seed)
+            run = inversion.invert_with_recipe(module, variables, padded, recipe, lpips_variables, config.seed)
             images.append(run.images[:len(chunk)])
             history.append(run.loss_history[:, :len(chunk)])
         images, history = np.concatenate(images), np.concatenate(history, axis=1)
         results["recipe"] = {"settings": recipe.to_dict(),
                              "scores": summary_row(scorer(images, range(len(images))), history[-1])}
-        output.phase(f"invert {args.recipe} recipe")
+        output.phase(f"invert {config.recipe} recipe")
     distances = {key: scorer(run.images, range(len(run.images))) for key, run in runs.items()}
     results["table1"] = {f"{space}/mse": summary_row(distances[(space, "mse")], runs[(space, "mse")].loss_history[-1])
                          for space in inversion.SPACES}
@@ -328,7 +342,7 @@ def main(argv=None):
     loss_curves({f"{space}/{loss}": run.loss_history for (space, loss), run in runs.items()},
                 output.figure("loss_curves.png"))
     output.phase("crossover and figures")
-    output.finish(results, write_report(results))
+    output.finish(results, write_report(results, config.to_dict(), output.budget))
     if skipped:
         print(f"{len(skipped)} of {len(skipped) + len(targets)} targets were skipped (see results.json 'skipped')",
               file=sys.stderr)
@@ -396,7 +410,8 @@ def _figures(files: list[str], alt: str) -> str:
     return "\n".join(f"![{alt}]({name})" for name in files)
 
 
-def write_report(results) -> str:
+def write_report(results, config: dict, budget: str) -> str:
+    """report.md from results.json's contents and the run's config (`config.to_dict()`)."""
     hp = results["hyperparameters"]
     score_headers = ["space/loss", "L2 (RMS, [0,1])", "LPIPS-VGG (256 px)", "cosine distance", "PSNR (dB)",
                      "final loss"]
@@ -407,6 +422,7 @@ def write_report(results) -> str:
     pair_rows.append(["mean", "", "", *[table3["mean"][key] for key in
                                         ("l2_content_a", "l2_content_b", "lpips_style_a", "lpips_style_b",
                                          "delta_style")]])
+    config_rows = [[f"`{common.configs.flag(key)}`", value] for key, value in config.items()]
     hp_rows = [[key, value if not isinstance(value, dict) else "; ".join(f"{k}: {v}" for k, v in value.items())]
                for key, value in hp.items()]
     if "recovery" in results:
@@ -417,7 +433,7 @@ def write_report(results) -> str:
                   "represent a target exactly: w (one vector for all layers) and z (a w the mapping network can "
                   "reach) only approximate it, and recovery should order w+ > w > z. Pretrained weights cannot "
                   "be downloaded here; these numbers check the engine, not face inversion. The custom loss "
-                  f"computes LPIPS at {hp['loss_lpips_resolution']} px, not 256: a VGG-16 step at 256 px costs "
+                  f"computes LPIPS at {config['lpips_resolution']} px, not 256: a VGG-16 step at 256 px costs "
                   "~28x more, and 48 px is the smallest size at which VGG's last block still sees 3x3 maps (at "
                   "2x2, XLA's CPU convolutions are ~15x slower per FLOP). Reported LPIPS is at 256 px. "
                   "Random-weight images are smooth colour fields, so "
@@ -452,7 +468,7 @@ def write_report(results) -> str:
                        f"{recipe['scores']['psnr_mean']:.2f}"]]))
     return f"""# StyleGAN2 inversion: z, w, w+, MSE against a perceptual loss, and w+ crossover
 
-{results['budget']} budget, seed {results['seed']}.
+{budget} budget, seed {config['seed']}.
 
 {source}
 
@@ -488,7 +504,9 @@ If the fine layers carry the style, Ĩ_A is closer to I_c in L2 and closer to I_
 
 ## Hyperparameters (identical for every space)
 
-{markdown_table(["setting", "value"], hp_rows)}
+{markdown_table(["config (results.json 'config')", "value"], config_rows)}
+
+{markdown_table(["fixed or derived setting", "value"], hp_rows)}
 
 Latents of every run: `latents_<space>_<loss>.npz` (latents, w_plus, loss_history, targets).
 """

@@ -262,3 +262,75 @@ def test_pair_index_outside_the_test_set_is_refused_before_training(case):
     out = case.root / "out"
     case.run("vae_stl10", "--quick", "--dataset", "stl10_first37", "--interpolation-pairs", "0,999", "--out", str(out))
     case.assert_refused(errors.ConfigError, "--interpolation-pairs 0,999", "[0, 36]", out=out)
+
+
+# ------------------------------------------------------------------------------------ stylegan_inversion
+
+def face_png(path: Path, side: int = 64, colour=None) -> Path:
+    """A usable target (seeded noise, `side` px), or a single-colour one."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    image = Image.new("RGB", (side, side), colour) if colour else Image.fromarray(pixels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def stylegan_setup(root: Path, setup: str) -> tuple[list[str], list]:
+    """(flags, texts the error names) of one bad stylegan_inversion input; targets are good unless bad."""
+    good = ["--targets", str(face_png(root / "faces" / "good.png")), "--align", "off"]
+    if setup == "missing_pickle":
+        return ["--weights", "/nonexistent.pkl", *good], ["/nonexistent.pkl", "no such file"]
+    if setup == "conditional":
+        return ["--weights", "cifar10", *good], ["--weights cifar10", "class-conditional"]
+    if setup == "folder_without_metadata":
+        folder = root / "generator"
+        folder.mkdir()
+        (folder / "params.npz").write_bytes(b"not a generator")
+        return ["--weights", str(folder), *good], [folder, "metadata.json"]
+    if setup == "truncated_pickle":
+        pickle_file = root / "stylegan2-ffhq-256x256.pkl"
+        pickle_file.write_bytes(b"\x80\x02}q\x00(X\x04\x00\x00\x00G_ema" + bytes(200))  # cut after its start
+        return ["--weights", str(pickle_file), *good], [pickle_file]
+    missing, text, pixel, flat = root / "missing.png", root / "notes.png", root / "pixel.png", root / "flat.png"
+    if setup == "no_target_exists":
+        return ["--self-test", "--targets", str(missing), "/etc"], [missing, "/etc", "none of the 2"]
+    if setup == "text_target":
+        text.write_text("not an image")
+        return ["--self-test", "--targets", str(text)], [text, "not a readable image"]
+    if setup == "one_pixel_target":
+        face_png(pixel, side=1)
+        return ["--self-test", "--targets", str(pixel)], [pixel, "smaller than 32 px"]
+    if setup == "single_colour_target":
+        face_png(flat, colour=(90, 120, 200))
+        return ["--self-test", "--targets", str(flat)], [flat, "single colour"]
+    if setup == "zero_iterations":
+        return ["--self-test", "--iterations", "0"], ["--iterations 0", "must be"]
+    if setup == "crossover_k":
+        return ["--self-test", "--crossover-k", "8"], ["--crossover-k 8", "8 w+ rows"]
+    raise ValueError(setup)
+
+
+@pytest.mark.parametrize("setup, kind", [
+    ("missing_pickle", errors.WeightsError), ("conditional", errors.WeightsError),
+    ("folder_without_metadata", errors.WeightsError), ("truncated_pickle", errors.WeightsError),
+    ("no_target_exists", errors.ImageError),
+    ("text_target", errors.ImageError), ("one_pixel_target", errors.ImageError),
+    ("single_colour_target", errors.ImageError), ("zero_iterations", errors.ConfigError),
+    ("crossover_k", errors.ConfigError)])
+def test_stylegan_inversion_bad_input(case, setup, kind):
+    """Each fails before an inversion is compiled (the crossover check after the self-test generator is made);
+    the flags refused while parsing are checked in-process in test_configs."""
+    flags, named = stylegan_setup(case.root, setup)
+    out = case.root / "out"
+    case.run("stylegan_inversion", "--quick", "--out", str(out), *flags)
+    case.assert_refused(kind, *named, out=out)
+
+
+def test_stylegan_inversion_out_holds_another_studys_results(case):
+    out = case.root / "out"
+    fake_finished_run(out, "mnist_vae")
+    case.run("stylegan_inversion", "--self-test", "--quick", "--out", str(out))
+    case.assert_refused(errors.OutputFolderError, out, "finished mnist_vae run", "--overwrite")

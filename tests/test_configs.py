@@ -188,3 +188,72 @@ def test_quick_smoke_run_says_so_first(tmp_path, capsys):
     output.finish({}, "# Conv VAE\n")
     assert (tmp_path / "out" / "report.md").read_text().startswith("**This is a --quick smoke run")
     assert not output_for(tmp_path / "full", study="mnist_vae").smoke_run
+
+
+# ------------------------------------------------------------------ stylegan_inversion: iterations, not epochs
+
+def test_stylegan_inversion_config_and_help(capsys):
+    from experiments import stylegan_inversion
+    from experiments.configs import stylegan_inversion as module
+    from jaxgen.stylegan import invert, targets
+
+    for key in ("COMMAND:", "RUNTIME:", "RESULT:"):
+        assert key in module.__doc__, key
+    full, quick = module.get_config(), module.get_config("quick")
+    assert quick.iterations < full.iterations == 1000 and full.batch_size == 8
+    assert all(field.metadata.get("help") for field in dataclasses.fields(full))
+    configs.validate(full), configs.validate(quick)
+    assert module.ALIGN_MODES == targets.ALIGN_MODES and module.RECIPES == ("plain", *invert.RECIPES)
+    with pytest.raises(SystemExit) as exit_info:
+        stylegan_inversion.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    # Every flag the study had before its config, and the common ones.
+    for flag in ("--iterations", "--batch-size", "--learning-rate", "--seed", "--lpips-weight", "--cos-weight",
+                 "--lpips-resolution", "--crossover-k", "--align", "--recipe", "--weights", "--weights-sha256",
+                 "--self-test", "--targets", "--crop-box", *BUDGET_FLAGS[3:]):
+        assert flag in text, flag
+    assert "Default 1000 (--quick: 10)" in text and "--config.iterations" in text
+
+
+def parse_stylegan(*argv):
+    from experiments import stylegan_inversion
+    return stylegan_inversion.parse_args(list(argv))
+
+
+def test_stylegan_inversion_flags_and_overrides():
+    from experiments.configs import stylegan_inversion as module
+    _, short = parse_stylegan("--self-test", "--quick", "--iterations", "3", "--batch-size", "4", "--align", "off",
+                              "--targets", "a.png")
+    _, dotted = parse_stylegan("--self-test", "--quick", "--config.iterations=3", "--config.batch_size=4",
+                               "--config.align=off", "--targets", "a.png")
+    expected = module.get_config("quick").replace(iterations=3, batch_size=4, align="off",
+                                                  lpips_resolution=module.SELF_TEST_LPIPS_RESOLUTION)
+    assert short == dotted == expected
+    args, config = parse_stylegan("--weights", "ffhq", "--crop-box", "0.1,0.2,0.5,0.6")
+    assert config == module.get_config() and config.lpips_resolution == 256  # 48 only with --self-test
+    assert args.crop_box == [(0.1, 0.2, 0.5, 0.6)]
+    _, config = parse_stylegan("--self-test", "--lpips-resolution", "64")
+    assert config.lpips_resolution == 64
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iterations", "0"], "--iterations 0: must be an integer in [1,"),
+    (["--config.batch_size=-5"], "--config.batch_size -5: must be"),
+    (["--learning-rate", "nan"], "--learning-rate nan: must be"),
+    (["--recipe", "mine"], "--recipe mine: must be one of plain, official, rosinality"),
+    (["--align", "maybe"], "--align maybe: must be one of auto, on, off"),
+    (["--lpips-resolution", "8"], "--lpips-resolution 8: must be"),
+    (["--weights", "ffhq"], "--weights and --self-test"),
+    (["--crop-box", "0.5,0.1,0.2,0.9"], "--crop-box 0.5,0.1,0.2,0.9: must lie inside"),
+    (["--crop-box", "1,2"], "--crop-box 1,2: must be four numbers"),
+    (["--crop-box", "0,0,1,1", "--crop-box", "0,0,1,1"], "--crop-box given 2 times"),
+    (["--weights-sha256", "ab"], "--weights-sha256"),
+    (["--targets", "a.png", "--self-test-targets", "3"], "--self-test-targets"),
+    (["--align", "on"], "--align aligns --targets"),
+])
+def test_stylegan_inversion_refuses_bad_and_ignored_flags(argv, message):
+    from jaxgen.errors import UserError
+    with pytest.raises(UserError) as error:
+        parse_stylegan("--self-test", *argv)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)

