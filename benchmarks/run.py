@@ -24,11 +24,12 @@ import jax
 import torch
 from jax.experimental.compilation_cache import compilation_cache
 
-from benchmarks import contention, stylegan, workloads
+from benchmarks import contention, inversion, stylegan, workloads
 from jaxgen import cpu
 
 REPO = Path(__file__).resolve().parent.parent
-WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "scaling")
+WORKLOADS = ("mnist_conv_vae_step", "cifar_conv_ae_step", "dino_ddpm_run", "mnist_conv_vae_epoch", "inversion_step",
+             "scaling")
 # Run by default only on a GPU (benchmarks/stylegan.py); --only runs them anywhere.
 GPU_WORKLOADS = ("stylegan2_step", "stylegan_inversion")
 
@@ -77,13 +78,15 @@ def run(names, budget, quick: bool) -> list[dict]:
             row = workloads.mnist_vae_epoch(budget)
         elif name == "stylegan2_step":
             row = stylegan.stylegan2_step(stylegan.QUICK if quick else stylegan.FULL)
+        elif name == "inversion_step":  # inversion_step_256 (32 with --quick), on a GPU also _1024
+            row = inversion.inversion_step(inversion.QUICK if quick else inversion.FULL, stylegan.gpu_available())
         elif name == "stylegan_inversion":
             row = stylegan.stylegan_inversion(stylegan.QUICK if quick else stylegan.FULL)
         else:
             row = scaling(quick)
         conditions = {"wall_seconds": round(time.perf_counter() - started, 1),  # compilation and warm-up included
                       **contention.shares(before, contention.now(), os.cpu_count())}
-        for produced in row if isinstance(row, list) else [row]:  # stylegan2_step gives one row per size
+        for produced in row if isinstance(row, list) else [row]:  # stylegan2_step, inversion_step: one row per size
             produced.update(conditions)
             rows.append(produced)
             print(format_row(produced), flush=True)

