@@ -180,7 +180,9 @@ def schedule_of(config) -> ddpm.Schedule:
 
 
 def describe_schedule(kind, num_steps, beta_min, beta_max) -> str:
-    return f"cosine, T = {num_steps}" if kind == "cosine" else f"linear, T = {num_steps}, β {beta_min:g} → {beta_max:g}"
+    if kind == "cosine":
+        return f"cosine, T = {num_steps}"
+    return f"linear, T = {num_steps}, β {beta_min:g} → {beta_max:g}"
 
 
 def train_and_score(name, embedding, points, schedule, config, args, output):

@@ -165,8 +165,9 @@ def summarize(per_seed: dict) -> dict:
     summary = {}
     for variant in VARIANTS:
         rows = [headline(per_seed[seed][variant]) for seed in per_seed]
-        summary[variant] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows])),
-                                "values": [r[m] for r in rows]} for m in rows[0]}
+        summary[variant] = {m: {"mean": float(np.mean([r[m] for r in rows])),
+                                "std": float(np.std([r[m] for r in rows])), "values": [r[m] for r in rows]}
+                            for m in rows[0]}
     return summary
 
 
@@ -211,10 +212,13 @@ def main(argv=None):
               "outliers": outlier_sets(test_out.images, inliers, len(inliers), config.seed, args.data_dir),
               "problems": restoration_problems(test_in, config, rng, pick)}
     evaluation = shared["problems"]["evaluation"]
-    results["inlier_test_images"], results["outlier_sets"] = len(inliers), {k: len(v) for k, v in shared["outliers"].items()}
-    results["corrupted"] = {task: {"psnr": float(np.mean(metrics.psnr(evaluation[task][0].clip(0, 1), evaluation["clean"]))),
-                                   "ssim": float(np.mean(metrics.ssim(evaluation[task][0].clip(0, 1), evaluation["clean"])))}
-                            for task in TASKS}
+    results["inlier_test_images"] = len(inliers)
+    results["outlier_sets"] = {k: len(v) for k, v in shared["outliers"].items()}
+    results["corrupted"] = {}
+    for task in TASKS:
+        corrupted = evaluation[task][0].clip(0, 1)
+        results["corrupted"][task] = {"psnr": float(np.mean(metrics.psnr(corrupted, evaluation["clean"]))),
+                                      "ssim": float(np.mean(metrics.ssim(corrupted, evaluation["clean"])))}
 
     per_seed, examples, histories = {}, {}, {}
     for s, seed in enumerate(config.seeds):
@@ -315,13 +319,15 @@ def write_report(results) -> str:
     config = results["config"]
     seeds = config["seeds"]
     kinds = [k[len("auroc_"):] for k in results["naive"] if k.startswith("auroc_")]
-    rows = [[v, mean_std(results, v, "test_recon", 2), mean_std(results, v, "saturated"), mean_std(results, v, "ks_mean"),
-             mean_std(results, v, "sliced_w2_joint", 4), mean_std(results, v, "mmd_joint", 4),
-             mean_std(results, v, "occupied_orthants"), mean_std(results, v, "confident")] for v in VARIANTS]
+    rows = [[v, mean_std(results, v, "test_recon", 2), mean_std(results, v, "saturated"),
+             mean_std(results, v, "ks_mean"), mean_std(results, v, "sliced_w2_joint", 4),
+             mean_std(results, v, "mmd_joint", 4), mean_std(results, v, "occupied_orthants"),
+             mean_std(results, v, "confident")] for v in VARIANTS]
     auroc_rows = [[v] + [mean_std(results, v, f"auroc_{k}") for k in kinds] for v in VARIANTS]
     restore_rows = [["corrupted input", "-", f"{results['corrupted']['denoise']['psnr']:.2f}",
                      f"{results['corrupted']['denoise']['ssim']:.3f}", "-",
-                     f"{results['corrupted']['inpaint']['psnr']:.2f}", f"{results['corrupted']['inpaint']['ssim']:.3f}"]]
+                     f"{results['corrupted']['inpaint']['psnr']:.2f}",
+                     f"{results['corrupted']['inpaint']['ssim']:.3f}"]]
     restore_rows += [[v, "/".join(f"{t:g}" for t in results[v]["denoise_T"]["values"]),
                       mean_std(results, v, "denoise_psnr", 2), mean_std(results, v, "denoise_ssim"),
                       "/".join(f"{t:g}" for t in results[v]["inpaint_T"]["values"]),

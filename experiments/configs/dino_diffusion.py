@@ -2,8 +2,8 @@
 
 COMMAND: python -m experiments.dino_diffusion [--quick] [--shape NAME|all] [--T 50] [--schedule linear|cosine]
          [--beta-min 1e-4] [--beta-max 2e-2] [--schedule-sweep] [--fourier-scale 1.0] [--epochs 400]
-RUNTIME: full, one shape about a minute on 2 CPU cores; --shape all (13 shapes x 3 denoisers) and
-         --schedule-sweep (10 Fourier models) under 30 min each; --quick under a minute.
+RUNTIME: full, one shape about a minute on 2 CPU cores; --shape all (13 shapes x 3 denoisers) 7 min and
+         --schedule-sweep (10 Fourier models) 5 min on 2 cores shared with other jobs; --quick under a minute.
 RESULT: samples.png shows each shape's data and three denoisers' samples; MMD² and Chamfer to a held-out half
 of the data, next to the floor of the other half (results.json, report.md); with --schedule-sweep, a table
 and schedule_sweep*.png of sample distance against T and the beta range.
