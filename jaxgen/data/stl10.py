@@ -80,7 +80,7 @@ def extract_archive(archive: Path, folder: Path, progress: bool = True) -> Path:
                 os.replace(temporary, folder / name)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise CorruptFileError(f"{archive} cannot be extracted into {folder} ({error}). Delete the archive to "
-                               "download it again, or free disk space (STL-10 needs 2.7 GB extracted).") from None
+                               "download it again, or free disk space (STL-10 needs 3.1 GB extracted).") from None
     missing = [name for name in ARCHIVE_MEMBERS[:5] if not (folder / name).exists()]
     if missing:
         raise CorruptFileError(f"{archive} lacks {BINARY_FOLDER}/{missing[0]}: not the official STL-10 archive")
