@@ -57,6 +57,10 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise errors.ConfigError(f"--process-id {process_id}: must be in 0..{num_processes - 1} "
                                  f"(--num-processes {num_processes})")
+    if os.environ.get("PJRT_NPROC") == "0":  # XLA:CPU's client then has no threads to exchange topologies
+        raise errors.ConfigError("this program runs each computation on one thread (PJRT_NPROC=0, set by "
+                                 "jaxgen.cpu.run_each_computation_on_one_thread, as experiments.dino_diffusion "
+                                 "does), which a multi-process run cannot start with; run it as one process")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # the CPU's cross-process collectives
     try:
         jax.distributed.initialize(coordinator, num_processes, process_id,

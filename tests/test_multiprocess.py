@@ -195,9 +195,12 @@ def test_one_process_run_resumed_by_two_processes_matches_it(env, reference, tmp
 @pytest.mark.parametrize("flags, message", [
     ({"coordinator": "127.0.0.1:1234"}, "go together"),
     ({"coordinator": "127.0.0.1:1234", "num_processes": 2, "process_id": 2}, "--process-id 2: must be in 0..1"),
+    ({"coordinator": "127.0.0.1:1234", "num_processes": 2, "process_id": 0, "one_thread": True}, "PJRT_NPROC=0"),
 ])
-def test_process_flags_are_checked_before_joining(flags, message):
+def test_process_flags_are_checked_before_joining(monkeypatch, flags, message):
     from jaxgen import distributed, errors
+    if flags.pop("one_thread", False):  # what the dino study sets: XLA:CPU would abort joining the run
+        monkeypatch.setenv("PJRT_NPROC", "0")
     with pytest.raises(errors.ConfigError, match=message):
         distributed.configure_process(**flags)
 
