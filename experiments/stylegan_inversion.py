@@ -64,10 +64,10 @@ def parse_args(argv=None):
     parser = study_parser(NAME, __doc__.splitlines()[0], get_config)
     group = parser.add_argument_group("generator and targets (what is inverted; the config says how)")
     group.add_argument("--weights", help="a release name (ffhq, metfaces, afhqcat, ...: jaxgen.stylegan.weights), "
-                                          "a URL, a .pkl / .pt file or a converted folder")
+                                         "a URL, a .pkl / .pt file or a converted folder")
     group.add_argument("--self-test", action="store_true",
-                        help="seeded random 32 px generator and targets it generated itself (runs on CPU); with "
-                             "--targets, those targets inverted with that generator")
+                       help="seeded random 32 px generator and targets it generated itself (runs on CPU); with "
+                            "--targets, those targets inverted with that generator")
     group.add_argument("--weights-sha256", help="the sha256 the weights file must have (64 hex digits)")
     group.add_argument("--targets", nargs="+",
                        help="image files, folders and globs (default: DATA_DIR/faces/aligned_ffhq_style/*)")
@@ -193,7 +193,8 @@ def crossover_panel(images: np.ndarray, box, labels, path, title: str) -> None:
 
 def main(argv=None):
     args, config = parse_args(argv)
-    output = StudyOutput(NAME, args, config)  # the folder is checked before anything is read or built
+    # The folder is checked before anything is read or built; 10 quick iterations show little (a smoke run).
+    output = StudyOutput(NAME, args, config, smoke_run=True)
     if args.resume:
         print("--resume: this study keeps no checkpoints; every inversion runs again")
 
@@ -249,7 +250,7 @@ def main(argv=None):
                "skipped": [{"target": s.name, "reason": s.reason} for s in skipped],
                "hyperparameters": hyperparameters}
 
-    # 2. Invert: every target with MSE (Table 1), the first five with the custom loss (Table 2), in chunks of
+    # 2. Invert: every target with MSE (Table 1), the first few with the custom loss (Table 2), in chunks of
     # --batch-size, each (space, loss) one compiled program.
     runs, traces_before = {}, dict(inversion.TRACES)
     few = targets[:table2_targets]

@@ -334,3 +334,10 @@ def test_stylegan_inversion_out_holds_another_studys_results(case):
     fake_finished_run(out, "mnist_vae")
     case.run("stylegan_inversion", "--self-test", "--quick", "--out", str(out))
     case.assert_refused(errors.OutputFolderError, out, "finished mnist_vae run", "--overwrite")
+
+
+def test_stylegan_inversion_out_is_a_file(case):
+    out = case.root / "results.txt"
+    out.write_text("a file the user keeps")
+    case.run("stylegan_inversion", "--self-test", "--quick", "--out", str(out))
+    case.assert_refused(errors.OutputFolderError, out, "is a file")

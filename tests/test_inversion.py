@@ -213,7 +213,8 @@ def test_quick_run_with_weights_and_image_files(tmp_path, quick_self_test):
 def test_twenty_photos_and_bad_targets_in_one_self_test_run(tmp_path):
     """The 16 sample photos and 4 mirrored copies, aligned to the self-test generator's 32 px, inverted 8 at a
     time (chunks 8, 8, 4) by one compiled program per space; bad targets beside them are skipped with a
-    reason and the exit status says so. The custom loss is set equal to MSE so Table 2 reuses the programs."""
+    reason and the exit status says so. The custom loss is set equal to MSE so Table 2 reuses the programs; 2
+    iterations, 2 Table 2 targets and 2 crossover pairs keep it cheap (scoring at 256 px is most of its time)."""
     faces = Path(os.environ.get("JAXGEN_DATA_DIR", "data")) / "faces"
     photos = sorted(faces.glob("*/*"))
     if len(photos) < 16:
@@ -232,7 +233,8 @@ def test_twenty_photos_and_bad_targets_in_one_self_test_run(tmp_path):
     with pytest.raises(SystemExit) as stopped:
         stylegan_inversion.main(["--self-test", "--quick", "--out", str(out), "--batch-size", "8",
                                  "--targets", str(folder), str(bad / "*.png"), str(tmp_path / "missing.jpg"),
-                                 "--lpips-weight", "0", "--cos-weight", "0", "--lpips-resolution", "256"])
+                                 "--lpips-weight", "0", "--cos-weight", "0", "--lpips-resolution", "256",
+                                 "--iterations", "2", "--table2-targets", "2", "--crossover-pairs", "2"])
     assert stopped.value.code == 9
     results = json.loads((out / "results.json").read_text())
     assert len(results["targets"]) == 20 and len(results["per_target"]) == 20
@@ -244,5 +246,5 @@ def test_twenty_photos_and_bad_targets_in_one_self_test_run(tmp_path):
     for detail in aligned:
         assert len(detail["landmarks"]) == 68 and len(detail["quad"]) == 4
         assert {"scale", "rotation_deg", "shift_px"} <= set(detail["transform"])
-    assert results["hyperparameters"]["targets_table1"] == 20
+    assert results["hyperparameters"]["targets_table1"] == 20 and results["config"]["iterations"] == 2
     assert_report_shows_every_figure(out)
