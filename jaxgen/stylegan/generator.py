@@ -13,6 +13,7 @@ Computation is always float32 (the official fp16 blocks are a CUDA speed-up only
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -118,19 +119,55 @@ def upsample_2x(x):
 def conv2d(x, kernel, up: int = 1, groups: int = 1):
     """'Same' convolution (official `conv2d_resample`, correlation for up=1). With up=2 the
     official code runs a stride-2 transposed convolution, i.e. a true convolution of the
-    zero-stuffed input, and low-pass filters the result."""
+    zero-stuffed input, and low-pass filters the result.
+
+    Without groups the gradients come from `_conv2d_with_materialised_gradient_kernel` (the same
+    values): inside a compiled loop (lax.scan, as inversion runs its steps) XLA:CPU otherwise leaves the
+    input gradient's convolution reading the kernel with its in and out channels swapped in place, which
+    it runs 2-3x slower than the same convolution on a transposed copy (benchmarks/NOTES.md, issue 48)."""
+    if groups != 1:
+        return _conv2d(x, kernel, up, groups)
+    return _conv2d_with_materialised_gradient_kernel(x, kernel, up)
+
+
+def _conv2d(x, kernel, up: int = 1, groups: int = 1, kernel_layout: str = "HWIO"):
+    """`conv2d` of a kernel stored as `kernel_layout` ('HWIO', or 'HWOI': in and out channels swapped)."""
     kh, kw = kernel.shape[:2]
+    dimension_numbers = ("NHWC", kernel_layout, "NHWC")
     if up == 1:
         padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
-        return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=NHWC,
+        return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=dimension_numbers,
                                         feature_group_count=groups)
     if up != 2 or kh != kw or kh % 2 == 0:
         raise ValueError("up-sampling convolutions support up=2 and odd square kernels only")
     y = lax.conv_general_dilated(x, kernel[::-1, ::-1], (1, 1), ((kh - 1, kh - 1), (kw - 1, kw - 1)),
-                                 lhs_dilation=(2, 2), dimension_numbers=NHWC, feature_group_count=groups)
+                                 lhs_dilation=(2, 2), dimension_numbers=dimension_numbers,
+                                 feature_group_count=groups)
     # The transposed convolution gives 2H + k - 2 rows; the filter's padding lands on 2H.
     fir_pad = (kh // 2 + 3 - kh, kh // 2 + 3 - kh)
     return upfirdn2d(y, up=1, pad=fir_pad, gain=4.0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv2d_with_materialised_gradient_kernel(x, kernel, up: int):
+    return _conv2d(x, kernel, up)
+
+
+def _conv2d_forward(x, kernel, up: int):
+    return _conv2d(x, kernel, up), (x, kernel)
+
+
+def _conv2d_backward(up: int, residuals, grad):
+    """The input gradient from a transposed copy of the kernel, which JAX's rule then reads as HWIO;
+    the kernel gradient JAX's own (dropped by XLA where nothing needs it, as in inversion)."""
+    x, kernel = residuals
+    swapped = jnp.transpose(kernel, (0, 1, 3, 2))
+    (x_grad,) = jax.vjp(lambda x: _conv2d(x, swapped, up, kernel_layout="HWOI"), x)[1](grad)
+    (kernel_grad,) = jax.vjp(lambda kernel: _conv2d(x, kernel, up), kernel)[1](grad)
+    return x_grad, kernel_grad
+
+
+_conv2d_with_materialised_gradient_kernel.defvjp(_conv2d_forward, _conv2d_backward)
 
 
 def modulated_conv2d(x, kernel, styles, demodulate: bool = True, up: int = 1, fused: bool = False):
