@@ -86,11 +86,8 @@ def cache_root() -> Path:
 
 
 def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    import pooch  # as jaxgen.data.downloads hashes its files
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 # ----------------------------------------------------------------------------- the record of hashes
