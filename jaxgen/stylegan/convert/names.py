@@ -104,16 +104,3 @@ def official_to_flax(tensors: dict, config: StyleGAN2Config, source) -> dict:
     if missing:
         raise WeightsError(f"{source}: {len(missing)} generator variables are missing, e.g. {', '.join(missing[:3])}.")
     return variables
-
-
-def jsonable(value):
-    """Pickled hyperparameters as JSON values (anything else as its repr)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)

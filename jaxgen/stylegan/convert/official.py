@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxgen.errors import WeightsError
 from jaxgen.stylegan.convert import torch_pickle
-from jaxgen.stylegan.convert.names import infer_config, jsonable
+from jaxgen.stylegan.convert.names import infer_config
 from jaxgen.stylegan.generator import FIR_TAPS, StyleGAN2Config
 
 try:  # numpy 2 renamed the module that numpy 1 pickles name
@@ -142,6 +142,19 @@ def _init_kwargs(generator) -> dict:
 def _channel_kwargs(kwargs: dict) -> dict:
     synthesis = dict(kwargs.get("synthesis_kwargs") or {}) or kwargs  # stylegan3 passes them flat
     return {k: int(synthesis[k]) for k in ("channel_base", "channel_max") if k in synthesis}
+
+
+def jsonable(value):
+    """Pickled hyperparameters as JSON values (anything else as its repr)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 def read(path) -> tuple[StyleGAN2Config, dict, dict]:
