@@ -55,7 +55,7 @@ class EpochCheckpointer:
         except Exception as error:
             raise CorruptCheckpointError(
                 f"the checkpoint of epoch {epoch + 1} in {self.directory} cannot be read "
-                f"({_first_line(error)}); pass --overwrite to train from scratch") from error
+                f"({errors.first_line(error)}); pass --overwrite to train from scratch") from error
         return epoch, restored.state, restored.history
 
     def close(self):
@@ -102,15 +102,9 @@ def load_params(directory: str | Path, like_params=None):
         params = ocp.StandardCheckpointer().restore(
             directory / "params", _abstract(like_params) if like_params is not None else None)
     except Exception as error:
-        raise CorruptCheckpointError(f"{directory}/params cannot be read ({_first_line(error)}); export the "
+        raise CorruptCheckpointError(f"{directory}/params cannot be read ({errors.first_line(error)}); export the "
                                      "model again, or point at another folder") from error
     metadata = json.loads((directory / "metadata.json").read_text()) if (directory / "metadata.json").exists() else {}
     # Orbax hands back arrays committed to a device, where initialised parameters are not; jit compiles
     # separately for each, so loaded parameters are returned like initialised ones.
     return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), params), metadata
-
-
-def _first_line(error: Exception, limit: int = 160) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= limit else line[:limit] + "..."

@@ -68,7 +68,7 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
                                    heartbeat_timeout_seconds=heartbeat_timeout_s)
     except (ValueError, RuntimeError) as error:
         where = f"--coordinator {coordinator}" if coordinator else "JAX's cluster auto-detection"
-        raise errors.ConfigError(f"cannot join the multi-process run ({where}): {_first_line(error)}; check that "
+        raise errors.ConfigError(f"cannot join the multi-process run ({where}): {errors.first_line(error)}; check that "
                                  "every process got the same coordinator and process count, and that process 0 "
                                  "runs") from error
     return jax.process_count() > 1
@@ -147,12 +147,6 @@ def lost_process_error(error: Exception) -> ProcessLostError | None:
                                                              "Connection closed", "DEADLINE_EXCEEDED")):
         return ProcessLostError(
             f"process {jax.process_index()} of {jax.process_count()} lost contact with another process of the "
-            f"run ({_first_line(error, 120)}); the checkpoints of finished epochs are kept: start all "
+            f"run ({errors.first_line(error, 120)}); the checkpoints of finished epochs are kept: start all "
             "processes again with --resume")
     return None
-
-
-def _first_line(error: Exception, limit: int = 160) -> str:
-    lines = str(error).strip().splitlines()
-    line = lines[0] if lines else type(error).__name__
-    return line if len(line) <= limit else line[:limit] + "..."

@@ -59,3 +59,11 @@ class ImageError(DataError):
     """An unreadable, degenerate or unusable input image (for example an inversion target)."""
 
     exit_code = 9
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of `error`'s message (its class name when empty), cut at `limit` characters: the cause
+    quoted inside a one-line message."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
