@@ -149,17 +149,16 @@ def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: 
     mesh = mesh or data_mesh()
     _check_batch_size(batch_size, mesh)
     n = len(next(iter(arrays.values())))
-    compiled = jax.jit(fn, in_shardings=(NamedSharding(mesh, P("data")), None) + (replicated(mesh),) * len(operands),
+    batch_sharding = NamedSharding(mesh, P("data"))
+    compiled = jax.jit(fn, in_shardings=(batch_sharding, None) + (replicated(mesh),) * len(operands),
                        out_shardings=replicated(mesh))
     operands = distributed.replicate(operands, replicated(mesh))
-    batch_sharding = NamedSharding(mesh, P("data"))
     outputs = []
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None or not distributed.is_main_process(),
                       leave=False):
         real = min(batch_size, n - start)
         batch = distributed.global_batch(lambda rows: _padded_rows(arrays, start, real, rows), batch_sharding,
-                                         (batch_size,), axis=0) if distributed.is_multi_process() else \
-            _padded_rows(arrays, start, real, slice(0, batch_size))
+                                         (batch_size,), axis=0)
         result = compiled(batch, jnp.int32(start // batch_size), *operands)
         outputs.append(jax.tree.map(lambda x: np.asarray(x)[:real], result))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
@@ -168,11 +167,11 @@ def batched_apply(fn: Callable, arrays: dict, batch_size: int, mesh=None, desc: 
 def _padded_rows(arrays: dict, start: int, real: int, rows: slice) -> dict:
     """Rows `rows` of the batch of `arrays` from `start` holding `real` examples, padded with copies of the
     first example (dropped from the results)."""
-    positions = np.arange(rows.start, rows.stop)
-    positions = np.where(positions < real, start + positions, start)
     if rows.stop <= real:  # no padding: a plain slice (a memory map reads just these rows)
         return {k: v[start + rows.start:start + rows.stop] for k, v in arrays.items()}
-    return {k: np.asarray(v[start:start + real])[positions - start] for k, v in arrays.items()}
+    positions = np.arange(rows.start, rows.stop)
+    positions = np.where(positions < real, positions, 0)
+    return {k: np.asarray(v[start:start + real])[positions] for k, v in arrays.items()}
 
 
 def make_evaluator(objective: Objective, batch_size: int, seed: int, mesh=None) -> Callable:
