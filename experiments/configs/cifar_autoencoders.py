@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.configs import StudyConfig, parse_arg, setting
+from jaxgen.errors import ConfigError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -38,7 +39,6 @@ class Config(StudyConfig):
     probe_iterations: int = setting(150, "L-BFGS iterations of each linear probe", low=1, high=100_000)
 
     def check(self) -> None:
-        from jaxgen.errors import ConfigError
         if self.latent_dim % 64:
             raise ConfigError(f"--latent-dim {self.latent_dim}: must be a multiple of 64 (an 8x8 code map)")
         if self.reference_latent_dim % 64:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.configs import StudyConfig, parse_arg, setting
+from jaxgen.errors import ConfigError
 
 # The 13 sets of the Datasaurus Dozen (Matejka & Fitzmaurice 2017), each 142 points.
 SHAPES = ("dino", "away", "h_lines", "v_lines", "x_shape", "star", "high_lines", "dots", "circle", "bullseye",
@@ -44,7 +45,6 @@ class Config(StudyConfig):
                                    low=1e-3, high=1e3)
 
     def check(self) -> None:
-        from jaxgen.errors import ConfigError
         if self.batch_size % 2:
             raise ConfigError(f"--batch-size {self.batch_size}: must be even (the batch is split over 2 CPU devices)")
         if self.beta_min > self.beta_max:

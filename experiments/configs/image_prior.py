@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.configs import StudyConfig, parse_arg, setting
+from jaxgen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,6 @@ class Config(StudyConfig):
     restoration_steps: int = setting(150, "Adam steps of each restoration", low=1, high=100_000)
 
     def check(self) -> None:
-        from jaxgen.errors import ConfigError
         test = self.test_examples or 10_000
         if self.validation_images + self.restoration_images > test // 2:
             raise ConfigError(f"--validation-images {self.validation_images} + --restoration-images "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from experiments.configs import StudyConfig, parse_arg, setting
+from jaxgen.errors import ConfigError
 
 DATASETS = ("stl10", "stl10_first37", "cifar10", "mnist")
 
@@ -43,7 +44,6 @@ class Config(StudyConfig):
         low=0, high=10_000_000)
 
     def check(self) -> None:
-        from jaxgen.errors import ConfigError
         if self.unlabeled and self.dataset != "stl10":
             raise ConfigError(f"--unlabeled adds STL-10's unlabelled split; it needs --dataset stl10, "
                               f"not {self.dataset}")
