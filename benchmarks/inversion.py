@@ -37,7 +37,7 @@ from benchmarks.workloads import alternate, alternated_row, torch_device, torch_
 from jaxgen.stylegan import invert as inversion
 from jaxgen.stylegan.perceptual import INPUT_SCALE, INPUT_SHIFT, VGG16_LAYERS, VGG16_TAPS, load_lpips_vgg
 
-LEARNING_RATE = 0.01  # jaxgen's InversionSettings default
+LEARNING_RATE = inversion.InversionSettings.learning_rate  # jaxgen's default
 LOSS_RTOL = 1e-3  # per-target losses of both sides, float32 on both
 LPIPS_RESOLUTION = 256  # larger images are resized to it first, as both projectors do
 
@@ -178,8 +178,7 @@ def inversion_step(budget: InversionBudget, gpu: bool = False) -> list[dict]:
         if not gap <= LOSS_RTOL:
             raise AssertionError(f"inversion_step_{resolution}: the two sides' losses differ by {gap:.2e} (relative) "
                                  f"> {LOSS_RTOL}:\njaxgen {jaxgen['losses']}\nPyTorch {pytorch['losses']}")
-        rates = alternate(lambda: jaxgen["call"](), lambda: pytorch["call"](), budget.rounds,
-                          budget.seconds / budget.rounds)
+        rates = alternate(jaxgen["call"], pytorch["call"], budget.rounds, budget.seconds / budget.rounds)
         rows.append(alternated_row(
             f"inversion_step_{resolution}", "steps/s", rates, compile_seconds=jaxgen["compile_seconds"],
             batch_size=budget.batch, resolution=resolution, space="w_plus",
