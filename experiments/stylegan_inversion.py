@@ -153,8 +153,6 @@ def load_targets(specs: list[str], resolution: int, align_mode: str):
             [t.record for t in usable], skipped)
 
 
-# ----------------------------------------------------------------------------- scores
-
 # ----------------------------------------------------------------------------- figures
 
 def loss_curves(histories: dict[str, np.ndarray], path) -> None:
