@@ -393,11 +393,16 @@ def variable_shapes(config: StyleGAN2Config) -> dict:
 
 # ----------------------------------------------------------------------------- saved generators
 
-def estimate_w_avg(module: StyleGAN2Generator, variables: dict, num_samples: int = 10_000, seed: int = 0):
-    """Mean of mapping(z) over standard normal z, what the official code tracks in training."""
+def mapped_w(module: StyleGAN2Generator, variables: dict, num_samples: int = 10_000, seed: int = 0):
+    """(num_samples, w_dim): mapping(z) of seeded standard-normal z, one w per z."""
     z = jax.random.normal(jax.random.key(seed), (num_samples, module.config.z_dim))
     first_rows = jax.jit(lambda v, z: module.apply(v, z, method=lambda m, z: m.mapping(z)[:, 0]))
-    return first_rows(variables, z).mean(axis=0)
+    return first_rows(variables, z)
+
+
+def estimate_w_avg(module: StyleGAN2Generator, variables: dict, num_samples: int = 10_000, seed: int = 0):
+    """Mean of mapping(z) over standard normal z, what the official code tracks in training."""
+    return mapped_w(module, variables, num_samples, seed).mean(axis=0)
 
 
 def save_generator(directory, config: StyleGAN2Config, variables: dict, **metadata) -> None:

@@ -34,7 +34,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxgen import metrics
-from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator
+from jaxgen.stylegan.generator import StyleGAN2Config, StyleGAN2Generator, mapped_w
 from jaxgen.stylegan.perceptual import lpips_features, lpips_from_features
 
 SPACES = ("z", "w", "w_plus")
@@ -341,8 +341,7 @@ def normalise_noise(noise_maps):
 def w_statistics(module: StyleGAN2Generator, variables, samples: int = 10_000, seed: int = 0):
     """(w_avg (w_dim,), w_std scalar) of mapped standard-normal z, as both projectors compute them:
     w_std = sqrt(sum |w - w_avg|^2 / samples)."""
-    z = jax.random.normal(jax.random.key(seed), (samples, module.config.z_dim))
-    w = jax.jit(lambda v, z: module.apply(v, z, method=lambda m, z: m.mapping(z)[:, 0]))(variables, z)
+    w = mapped_w(module, variables, samples, seed)
     w_avg = w.mean(axis=0)
     return w_avg, jnp.sqrt(jnp.sum(jnp.square(w - w_avg)) / samples)
 
