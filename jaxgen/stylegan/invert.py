@@ -222,17 +222,16 @@ def invert_in_chunks(module: StyleGAN2Generator, variables, targets, space: str,
     count = len(targets)
     if count == 0:
         raise ValueError("no targets to invert")
-    size = batch_size
     if start is None:
         start = start_latents(module, variables, space, count, z_start(module, variables) if space == "z" else None)
     start = np.asarray(start, np.float32)
     parts, chunks = [], []
-    for first in range(0, count, size):
-        chunk, chunk_start = targets[first:first + size], start[first:first + size]
+    for first in range(0, count, batch_size):
+        chunk, chunk_start = targets[first:first + batch_size], start[first:first + batch_size]
         real = len(chunk)
-        if real < size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - real, axis=0)])
-            chunk_start = np.concatenate([chunk_start, np.repeat(chunk_start[-1:], size - real, axis=0)])
+        if real < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, axis=0)])
+            chunk_start = np.concatenate([chunk_start, np.repeat(chunk_start[-1:], batch_size - real, axis=0)])
         result = invert(module, variables, chunk, space, loss, settings, lpips_variables, chunk_start, progress)
         parts.append((result, real))
         chunks.append(real)
