@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import torch_models
-from benchmarks.stylegan import official_and_converted
+from benchmarks.stylegan import official_and_converted, seeded_targets
 from benchmarks.workloads import alternate, alternated_row, torch_device, torch_synchronize
 from jaxgen.stylegan import invert as inversion
 from jaxgen.stylegan.perceptual import INPUT_SCALE, INPUT_SHIFT, VGG16_LAYERS, VGG16_TAPS, load_lpips_vgg
@@ -109,12 +109,6 @@ def torch_lpips_input(images):
     if images.shape[-1] == size:
         return images
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-
-def seeded_targets(module, variables, batch: int):
-    """Targets the generator can reach: its images of seeded z, NHWC in [-1, 1]."""
-    z = jax.random.normal(jax.random.key(1), (batch, module.config.z_dim))
-    return jax.jit(lambda v, z: module.apply(v, z, noise_mode="const"))(variables, z)
 
 
 def jaxgen_step(module, variables, lpips_variables, targets) -> dict:

@@ -61,6 +61,12 @@ def official_and_converted(resolution: int, channel_max: int, folder: Path, seed
     return official, module, variables
 
 
+def seeded_targets(module, variables, batch: int):
+    """Targets the generator can reach: its images of seeded z, NHWC in [-1, 1]."""
+    z = jax.random.normal(jax.random.key(1), (batch, module.config.z_dim))
+    return jax.jit(lambda v, z: module.apply(v, z, noise_mode="const"))(variables, z)
+
+
 def jaxgen_generator_call(module, variables, batch: int) -> dict:
     """A blocking forward + backward pass (gradients of mean(G(z)^2) for every weight), compiled and
     warmed up."""
@@ -124,9 +130,7 @@ def stylegan_inversion(budget: StyleGANBudget) -> dict:
     resolution = budget.inversion_resolution
     with tempfile.TemporaryDirectory() as folder:
         _, module, variables = official_and_converted(resolution, budget.channel_max, Path(folder))
-    # Targets the generator can reach: its own images of seeded z.
-    z = jax.random.normal(jax.random.key(1), (budget.inversion_targets, module.config.z_dim))
-    targets = jax.jit(lambda v, z: module.apply(v, z))(variables, z)
+    targets = seeded_targets(module, variables, budget.inversion_targets)
     loss = inversion.InversionLoss(lpips_weight=1.0, lpips_resolution=budget.lpips_resolution)
     lpips_variables = load_lpips_vgg()
 
