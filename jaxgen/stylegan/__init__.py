@@ -6,6 +6,9 @@ alignment and inversion.
   weights.py     `--weights ffhq | URL | FILE | FOLDER`: download, convert once, cache
   align.py       FFHQ face alignment (dlib landmarks; `pip install jaxgen[align]`)
   invert.py      inversion in z / w / w+ and the published projectors' recipes
+  targets.py     inversion targets: files, folders, globs -> aligned squares at the generator's resolution
+  scores.py      per-image L2, PSNR, LPIPS and cosine distance of inversions
+  self_test.py   a seeded random 32 px generator and targets it generated (CPU engine check)
   perceptual.py  LPIPS-VGG
 
 Nothing here is imported by `import jaxgen.stylegan`; import the module you need.
