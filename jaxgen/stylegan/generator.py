@@ -100,7 +100,7 @@ def upfirdn2d(x, up: int, pad: tuple[int, int], gain: float):
     pad both spatial axes by `pad` (negative crops), then filter each channel. The filter is
     separable, so it runs as four shifted, weighted slices per axis: element-wise work that XLA
     fuses. As a depthwise convolution it made a 256 px generator's forward + backward ~1.8x slower
-    on CPU (README, speed section)."""
+    on CPU (docs/speed.md)."""
     before, after = pad
     spatial = (before, after + up - 1, up - 1)  # interior padding leaves no trailing zeros
     x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), spatial, spatial, (0, 0, 0)))
@@ -176,7 +176,7 @@ def modulated_conv2d(x, kernel, styles, demodulate: bool = True, up: int = 1, fu
     fused=False scales the activations before and after one shared-weight convolution (the
     official training path); fused=True scales each sample's weights and runs one grouped
     convolution (one group per sample), as the official inference path does. The same function;
-    the grouped form's gradients ran ~5x slower on CPU and 1.5-2.6x on an H100 (README)."""
+    the grouped form's gradients ran ~5x slower on CPU and 1.5-2.6x on an H100 (docs/speed.md)."""
     n, height, width, in_channels = x.shape
     out_channels = kernel.shape[-1]
     weights = kernel[None] * styles[:, None, None, :, None]  # (N, kh, kw, I, O)
