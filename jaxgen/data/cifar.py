@@ -1,11 +1,10 @@
-"""CIFAR-10: the official python-pickle archive (read inside the .tar.gz), its extracted batches, or an .npz."""
+"""CIFAR-10: the official python-pickle archive (read inside the .tar.gz) or its extracted batches.
+(cifar10.npz is read by `jaxgen.data.npz`.)"""
 from __future__ import annotations
 
 import io
 import pickle
 import tarfile
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -81,25 +80,3 @@ def read_cifar_folder(folder: Path, split: str) -> Dataset:
 
 def has_cifar_folder(folder: Path, split: str) -> bool:
     return all((folder / name).exists() for name in BATCHES[split])
-
-
-def read_npz_split(path: Path, split: str, default_classes: tuple[str, ...]) -> Dataset:
-    """`split` of an .npz holding x_train, y_train, x_test, y_test (and x_unlabeled, class_names if any).
-
-    Only the arrays of that very split are read: a file without x_unlabeled has no unlabeled split.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if f"x_{split}" not in arrays:
-                raise KeyError(split)
-            images = arrays[f"x_{split}"]
-            labels = (arrays[f"y_{split}"].astype(np.int64) if f"y_{split}" in arrays
-                      else np.full(len(images), -1, np.int64))
-            classes = tuple(str(c) for c in arrays["class_names"]) if "class_names" in arrays else default_classes
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as error:
-        raise CorruptFileError(f"{path} cannot be read as an .npz archive ({error}): it is incomplete or "
-                               "damaged. Delete it, or replace it with a complete copy.") from None
-    if images.ndim == 3:
-        images = images[..., None]
-    check_pair(images, labels, path)
-    return Dataset(np.ascontiguousarray(images, dtype=np.uint8), labels, classes, str(path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jaxgen.data import cifar, idx, stl10
+from jaxgen.data import cifar, idx, npz, stl10
 from jaxgen.data.dataset import DataDownloadError, DataNotFoundError, Dataset
 from jaxgen.data.downloads import DATA_DIR_ENV, REGISTRY, check_file, data_folder, fetch
 from jaxgen.data.tfds_source import load_tfds
@@ -109,7 +109,7 @@ def _read_local(name: str, split: str, folder: Path, progress: bool) -> Dataset 
                 return idx.read_mnist(*(_checked(f) for f in files))
         elif name == "cifar10":
             if (where / "cifar10.npz").exists():
-                return cifar.read_npz_split(where / "cifar10.npz", split, cifar.CIFAR10_CLASSES)
+                return npz.read_split(where / "cifar10.npz", split, cifar.CIFAR10_CLASSES)
             if cifar.has_cifar_folder(where / cifar.BATCH_FOLDER, split):
                 return cifar.read_cifar_folder(where / cifar.BATCH_FOLDER, split)
             if (where / "cifar-10-python.tar.gz").exists():
@@ -117,7 +117,7 @@ def _read_local(name: str, split: str, folder: Path, progress: bool) -> Dataset 
         elif name == "stl10":
             if (where / "stl10.npz").exists():
                 try:
-                    return cifar.read_npz_split(where / "stl10.npz", split, stl10.STL10_CLASSES)
+                    return npz.read_split(where / "stl10.npz", split, stl10.STL10_CLASSES)
                 except KeyError:  # e.g. no x_unlabeled: that split must come from elsewhere, never from test
                     pass
             binary = where / stl10.BINARY_FOLDER
