@@ -225,7 +225,6 @@ def main(argv=None):
                                            steps_per_call=config.steps_per_call)
     losses = {"mse": inversion.InversionLoss(),
               "custom": inversion.InversionLoss(config.lpips_weight, config.cos_weight, config.lpips_resolution)}
-    z_start = inversion.z_start(module, variables)
     output.phase("setup")
 
     # What the run did beyond its config (results.json 'config'): fixed choices and counts.
@@ -256,8 +255,7 @@ def main(argv=None):
     for loss, subset in (("mse", targets), ("custom", few)):
         for space in inversion.SPACES:
             runs[(space, loss)] = inversion.invert_in_chunks(
-                module, variables, subset, space, losses[loss], settings, lpips_variables,
-                start=_start(module, variables, space, len(subset), z_start), batch_size=batch_size)
+                module, variables, subset, space, losses[loss], settings, lpips_variables, batch_size=batch_size)
             output.phase(f"invert {space}/{loss}")
     results["chunks"] = {f"{space}/{loss}": run.chunks for (space, loss), run in runs.items()}
     # Programs traced (and so compiled) by this run's inversions: one per space and loss, however many chunks.
@@ -388,10 +386,6 @@ def reconstruction_pages(targets, originals, names, inversions: dict, output, st
                          scale=1.5, title=title)
         files.append(filename)
     return files
-
-
-def _start(module, variables, space, count, z_start):
-    return inversion.start_latents(module, variables, space, count, z_start if space == "z" else None)
 
 
 # ----------------------------------------------------------------------------- report

@@ -96,11 +96,12 @@ def z_start(module: StyleGAN2Generator, variables, candidates: int = 10_000, see
 
 
 def start_latents(module: StyleGAN2Generator, variables, space: str, count: int, z=None):
-    """(count, ...) identical starting latents of `space`; z space needs `z` (see `z_start`)."""
+    """(count, ...) identical starting latents of `space`: w_avg for w and w+; for z, `z`, by default
+    `z_start` (computed here when not given)."""
     w_avg = variables["buffers"]["mapping"]["w_avg"]
     if space == "z":
         if z is None:
-            raise ValueError("z space needs a start z (see z_start)")
+            z = z_start(module, variables)
         return jnp.broadcast_to(z, (count, module.config.z_dim))
     if space == "w":
         return jnp.broadcast_to(w_avg, (count, module.config.w_dim))
@@ -184,15 +185,14 @@ def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: Inv
            progress: bool = True) -> InversionResult:
     """Invert a batch of targets (N, R, R, C) in [-1, 1] in `space`. `lpips_variables` (from
     `perceptual.load_lpips_vgg`) is needed when the loss uses LPIPS; `start` defaults to
-    `start_latents` (with `z_start` for z)."""
+    `start_latents`."""
     chex.assert_shape(targets, (None, module.config.img_resolution, module.config.img_resolution,
                                 module.config.img_channels))
     if loss.uses_lpips and lpips_variables is None:
         raise ValueError("this loss uses LPIPS: pass lpips_variables=perceptual.load_lpips_vgg()")
     targets = jnp.asarray(targets, jnp.float32)
     if start is None:
-        start = start_latents(module, variables, space, len(targets),
-                              z_start(module, variables) if space == "z" else None)
+        start = start_latents(module, variables, space, len(targets))
     latents = jnp.array(start, jnp.float32)
     opt_state = optax.adam(settings.learning_rate).init(latents)
     target_features = loss.target_features(lpips_variables, targets)
@@ -223,7 +223,7 @@ def invert_in_chunks(module: StyleGAN2Generator, variables, targets, space: str,
     if count == 0:
         raise ValueError("no targets to invert")
     if start is None:
-        start = start_latents(module, variables, space, count, z_start(module, variables) if space == "z" else None)
+        start = start_latents(module, variables, space, count)
     start = np.asarray(start, np.float32)
     parts, chunks = [], []
     for first in range(0, count, batch_size):
