@@ -29,5 +29,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     cpu.configure()  # the process settings of a jaxgen entry point, before JAX starts
-    dino_diffusion.configure_process()
+    dino_diffusion.configure_process([])  # one process
     main()

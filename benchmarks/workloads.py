@@ -17,7 +17,7 @@ import torch
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from benchmarks import torch_models
-from jaxgen import data, ddpm, objectives, train
+from jaxgen import cpu, data, ddpm, objectives, train
 from jaxgen.models.autoencoders import MnistConvVAE, SpatialConvAE
 from jaxgen.models.diffusion import DenoisingMLP
 
@@ -222,9 +222,11 @@ def dino_ddpm_run(budget: Budget) -> dict:
     model = DenoisingMLP("fourier", study.NUM_STEPS)
     variables = model.init(jax.random.key(0), points[:1], jnp.ones((1,), jnp.int32))
     steps = run_budget.epochs * run_budget.steps_per_epoch
+    # The study's training program (what jaxgen.train.fit_scanned calls), all epochs in one call.
+    epochs = np.arange(run_budget.epochs, dtype=np.int32)
     started = time.perf_counter()
-    compiled = study.make_train_run(model, schedule, jnp.asarray(points), eval_set, run_budget, 0).lower(
-        variables).compile()
+    program, inputs = study.training_program(model, variables, jnp.asarray(points), eval_set, schedule, run_budget)
+    compiled = program.lower(study.new_state(variables, run_budget), epochs, *inputs).compile()
     compile_seconds = time.perf_counter() - started
 
     torch.manual_seed(0)
@@ -232,8 +234,9 @@ def dino_ddpm_run(budget: Budget) -> dict:
     counts = {"jaxgen": jax_parameter_count(variables), "pytorch": torch_models.parameter_count(twin)}
     if counts["jaxgen"] != counts["pytorch"]:
         raise AssertionError(f"dino: parameter counts differ {counts}")
-    def jaxgen_run():
-        study.run_training(compiled, variables)
+    def jaxgen_run():  # from the same start each time
+        with cpu.cores_kept_awake(jax.local_devices()):
+            jax.block_until_ready(compiled(study.new_state(variables, run_budget), epochs, *inputs))
 
     jaxgen_run()  # warm-up, as PyTorch's first epoch
     # Each round runs the whole training once per side (seconds=0: one call), jaxgen from the same start.

@@ -9,19 +9,20 @@ The config (budget, shape, schedule, Fourier scale) is experiments/configs/dino_
 """
 from __future__ import annotations
 
+import argparse
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-import optax
 from jax.sharding import PartitionSpec as P
 
 from experiments import common
 from experiments.common import StudyOutput, markdown_table, parse_study_args, study_parser
 from experiments.configs.dino_diffusion import SHAPES, get_config
-from jaxgen import checkpoints, cpu, data, ddpm, optim, parallel, point_sets
+from jaxgen import cpu, data, ddpm, distributed, optim, parallel, point_sets
 from jaxgen import train as train_module
 from jaxgen.plots import save_figure
 from jaxgen.models.diffusion import EMBEDDINGS, DenoisingMLP
@@ -42,35 +43,40 @@ SMOOTHING = 10  # epochs in the moving average of the plotted test loss
 # the dino's detail without the high-frequency noise that scales >= 5 give on 142 points.
 
 
-def make_train_run(model, schedule, points, eval_set, budget, seed, mesh=None):
-    """The whole training run as one compiled function of the variables: `train_program`'s run with the
-    data, schedule and seed given here (benchmarks.dino compiles it as it is)."""
-    program = train_program(model, training_settings(budget), mesh or train_module.data_mesh())
-    return jax.jit(lambda variables: program(variables, points, eval_set, schedule, seed))
+def new_state(variables, config, mesh=None) -> train_module.TrainState:
+    """The training state of a denoiser's parameters: clipped Adam fused (jaxgen.optim), since the optimizer
+    of a 20,802-parameter MLP is ~14% of a CPU step with optax's chain."""
+    return train_module.create_train_state(variables["params"],
+                                           optim.clipped_adam(config.learning_rate, config.grad_clip_norm), mesh)
 
 
-def training_settings(budget) -> tuple:
-    return (budget.epochs, budget.steps_per_epoch, budget.batch_size, budget.learning_rate, budget.grad_clip_norm)
+def training_program(model, variables, points, eval_set, schedule, config, mesh=None):
+    """(program, inputs): `program(state, epochs, *inputs)` trains the denoiser for the epochs numbered
+    `epochs` (`jaxgen.train.fit_scanned`'s run_epochs); `inputs` (its constants, the points, test set,
+    schedule and seed) are replicated over the mesh."""
+    mesh = mesh or train_module.data_mesh()
+    program = epoch_program(model, config.steps_per_epoch, config.batch_size, mesh)
+    constants = {k: v for k, v in variables.items() if k != "params"}
+    inputs = (constants, points, eval_set, schedule, np.int32(config.seed))
+    return program, distributed.replicate(inputs, train_module.replicated(mesh))
 
 
 @functools.lru_cache(maxsize=None)
-def train_program(model, settings: tuple, mesh):
-    """The whole training run as one compiled function (variables, points, eval_set, schedule, seed) ->
-    (trained variables, history): scan over epochs, each a scan over steps, data-parallel over the devices
-    of `mesh`. Every device draws each epoch's whole batches, so the draws are the same on any number of
-    devices, and trains on its slice of each batch; one all-reduce per step sums the loss and the gradients.
-    The data, schedule and seed are inputs, so one compiled program serves every shape, beta range and seed
-    of a model (a new T is a new model: its time table has T rows)."""
-    epochs, steps_per_epoch, batch_size, learning_rate, grad_clip_norm = settings
+def epoch_program(model, steps_per_epoch: int, batch_size: int, mesh):
+    """One compiled function (state, epochs, constants, points, eval_set, schedule, seed) -> (state, history)
+    training the epochs numbered `epochs` (a scan over them, each a scan over its steps), data-parallel over
+    the devices of `mesh`. Epoch e draws its batches, times and noise from (seed, e) alone, so a run cut into
+    blocks of epochs, or resumed, gives the numbers of a run in one piece. Every device draws the whole
+    batches, so the draws are the same on any number of devices, and trains on its slice of each batch; one
+    all-reduce per step sums the loss and the gradients. The data, schedule and seed are inputs, so one
+    compiled program serves every shape, beta range and seed of a model (a new T is a new model: its time
+    table has T rows)."""
     axis = mesh.axis_names[0]
     if batch_size % mesh.size:
         raise ValueError(f"batch size {batch_size} does not split over {mesh.size} devices; "
                          f"run on a device count that divides it")
-    # Clipped Adam fused (jaxgen.optim): the optimizer of a 20,802-parameter MLP is ~14% of a CPU step.
-    tx = optim.clipped_adam(learning_rate, grad_clip_norm)
 
-    def run(variables, points, eval_set, schedule, seed):
-        constants = {k: v for k, v in variables.items() if k != "params"}
+    def run(state, epochs, constants, points, eval_set, schedule, seed):
         eval_count = eval_set[0].shape[0]
         # The test set padded (repeating its last triple, weighted 0) to an equal slice per device.
         padding = -eval_count % mesh.size
@@ -80,43 +86,32 @@ def train_program(model, settings: tuple, mesh):
         def predictor(params):
             return lambda x, t: model.apply({"params": params, **constants}, x, t)
 
-        def step(carry, draws):
-            params, opt_state = carry
+        def step(state, draws):
             index, t, noise = draws
             def share(p):  # this device's share of the batch's mean loss: the sum over devices is the mean
                 return ddpm.epsilon_loss(predictor(p), schedule, points[index], t, noise).sum() / batch_size
 
-            loss, grads = parallel.sum_over_devices(jax.value_and_grad(share)(parallel.per_device(params, axis)), axis)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            loss, grads = parallel.sum_over_devices(
+                jax.value_and_grad(share)(parallel.per_device(state.params, axis)), axis)
+            return state.apply_gradients(grads=grads), loss
 
-        def epoch(carry, e):
+        def epoch(state, e):
             # One draw per epoch for all its steps: three large RNG calls instead of three per step.
             k_index, k_time, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed), e), 3)
             shape = (steps_per_epoch, batch_size)
             draws = (jax.random.randint(k_index, shape, 0, points.shape[0]),
                      jax.random.randint(k_time, shape, 1, schedule.num_steps + 1),
                      jax.random.normal(k_noise, shape + (2,)))
-            carry, losses = jax.lax.scan(step, carry, [parallel.local_slice(d, axis, 1) for d in draws])
+            state, losses = jax.lax.scan(step, state, [parallel.local_slice(d, axis, 1) for d in draws])
             x0, t, noise, weights = (parallel.local_slice(a, axis) for a in (*eval_set, eval_weights))
-            test = jax.lax.psum(jnp.sum(weights * ddpm.epsilon_loss(predictor(carry[0]), schedule, x0, t, noise)),
+            test = jax.lax.psum(jnp.sum(weights * ddpm.epsilon_loss(predictor(state.params), schedule, x0, t, noise)),
                                 axis) / eval_count
-            return carry, (losses.mean(), test)
+            return state, (losses.mean(), test)
 
-        params = variables["params"]
-        (params, _), (train_loss, test_loss) = jax.lax.scan(epoch, (params, tx.init(params)), jnp.arange(epochs))
-        return {"params": params, **constants}, {"train": {"loss": train_loss}, "test": {"loss": test_loss}}
+        state, (train_loss, test_loss) = jax.lax.scan(epoch, state, epochs)
+        return state, {"train": {"loss": train_loss}, "test": {"loss": test_loss}}
 
     return jax.jit(jax.shard_map(run, mesh=mesh, in_specs=P(), out_specs=P()))
-
-
-def run_training(train_run, variables, *inputs):
-    """`train_run(variables, *inputs)` to its end, with the CPU cores kept awake while the devices train, so
-    that their per-step all-reduce does not wait for halted cores to wake (`jaxgen.cpu.cores_kept_awake`);
-    `train_run` is `make_train_run`'s function (or its compiled form) or `train_program`'s, over all local
-    devices."""
-    with cpu.cores_kept_awake(jax.devices()):
-        return jax.block_until_ready(train_run(variables, *inputs))
 
 
 def fixed_eval_set(points, repeats, seed, num_steps=NUM_STEPS):
@@ -141,25 +136,22 @@ def scatter(ax, points, title="", size=3):
     ax.axis("off")
 
 
-def train_or_restore(name, model, variables, train, args, output):
-    """Train (`train()` -> (variables, history)), or with --resume reuse a finished model; a fresh run never
-    replaces one silently."""
-    directory = output.model_dir(name)
-    checkpoints.prepare_run_directory(directory, args.resume, args.overwrite)
-    if args.resume and (directory / "params").exists():
-        restored, meta = checkpoints.load_params(directory, variables)
-        epochs = len(meta["history"]["train"]["loss"])
-        print(f"{name}: already trained ({epochs} epochs), reused from {directory}")
-        output.note_resumed(name, epochs, epochs * output.config.steps_per_epoch)
-        return restored, meta["history"]
-    trained, history = train()
-    history = jax.tree.map(lambda v: np.asarray(v).tolist(), history)
-    if not np.all(np.isfinite(history["train"]["loss"])):
-        raise train_module.NonFiniteLossError(f"{name}: the training loss became NaN/inf; nothing was saved. "
-                                              "Lower --learning-rate or --fourier-scale.")
-    checkpoints.save_params(directory, trained, {"model": name, "history": history,
-                                                 "fourier_scale": model.fourier_scale})
-    return trained, history
+def train_denoiser(name, model, variables, points, eval_set, schedule, config, args, output):
+    """Train one denoiser with `jaxgen.train.fit_scanned` (a checkpoint every --checkpoint-every epochs; --resume
+    continues an unfinished model and reuses a finished one); (trained variables, history of its losses).
+    The CPU cores are kept awake while the devices train, so that their per-step all-reduce does not wait for
+    halted cores to wake (`jaxgen.cpu.cores_kept_awake`)."""
+    mesh = train_module.data_mesh()
+    program, inputs = training_program(model, variables, points, eval_set, schedule, config, mesh)
+    with cpu.cores_kept_awake(jax.local_devices()):
+        state, history = train_module.fit_scanned(
+            new_state(variables, config, mesh), lambda state, epochs: program(state, epochs, *inputs),
+            config.epochs, config.checkpoint_every, output.checkpoint_dir(name), resume=args.resume,
+            overwrite=args.overwrite, desc=name, mesh=mesh,
+            on_resume=lambda epoch, step: output.note_resumed(name, epoch, step, config.epochs))
+    # On the host: sampling and scoring then run in each process alike, on its own devices.
+    trained = {**variables, "params": jax.device_get(state.params)}
+    return trained, {"train": history["train"], "test": history["test"]}
 
 
 @functools.lru_cache(maxsize=None)
@@ -191,10 +183,7 @@ def train_and_score(name, embedding, points, schedule, config, args, output):
     model = DenoisingMLP(embedding, schedule.num_steps, fourier_scale=config.fourier_scale)
     variables = model.init(jax.random.key(config.seed), points[:1], jnp.ones((1,), jnp.int32))
     eval_set = fixed_eval_set(np.asarray(points), config.eval_repeats, config.seed, schedule.num_steps)
-    program = train_program(model, training_settings(config), train_module.data_mesh())
-    trained, history = train_or_restore(
-        name, model, variables, lambda: run_training(program, variables, points, eval_set, schedule, config.seed),
-        args, output)
+    trained, history = train_denoiser(name, model, variables, points, eval_set, schedule, config, args, output)
     samples, trajectory = sampler(model, config.num_samples)(trained, schedule,
                                                               jax.random.fold_in(jax.random.key(config.seed), 999))
     distances = point_sets.distances_to_held_out_half(samples, points, MMD_BANDWIDTH, config.seed)
@@ -458,14 +447,22 @@ Test loss and reverse trajectories of the {first}:
 """
 
 
-def configure_process() -> None:
+def configure_process(argv) -> None:
     """How the study sets up JAX's CPU backend, before its first computation (benchmarks.dino does the
-    same): each computation on one thread, which runs these small ones faster, and the CPU split into
-    CPU_DEVICES devices that train data-parallel, one thread each."""
-    cpu.run_each_computation_on_one_thread()
-    cpu.split_into_devices(CPU_DEVICES)
+    same): the CPU split into CPU_DEVICES devices that train data-parallel, one thread each, and each
+    computation on one thread, which runs these small ones faster. In a run of N processes (--num-processes)
+    each process takes CPU_DEVICES / N of the devices, so that the run has as many as one process has; the
+    computations keep their thread pools there, without which the processes cannot join."""
+    parser = argparse.ArgumentParser(add_help=False)
+    common.add_process_flags(parser)
+    flags = parser.parse_known_args(argv)[0]
+    if flags.num_processes is None and not (flags.distributed or distributed.launched_as_several_processes()):
+        cpu.run_each_computation_on_one_thread()
+        cpu.split_into_devices(CPU_DEVICES)
+    else:  # a launcher's count is not known here: one device per process
+        cpu.split_into_devices(max(1, CPU_DEVICES // (flags.num_processes or CPU_DEVICES)))
 
 
 if __name__ == "__main__":
-    configure_process()
+    configure_process(sys.argv[1:])
     common.entry_point(main)

@@ -52,7 +52,7 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
     if any(value is not None for value in explicit) and None in explicit:
         raise errors.ConfigError("--coordinator, --num-processes and --process-id go together: give all three "
                                  "(or none, to let JAX detect the cluster)")
-    if None in explicit and not (auto or _launched_as_several_processes()):
+    if None in explicit and not (auto or launched_as_several_processes()):
         return False
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise errors.ConfigError(f"--process-id {process_id}: must be in 0..{num_processes - 1} "
@@ -74,7 +74,8 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
     return jax.process_count() > 1
 
 
-def _launched_as_several_processes() -> bool:
+def launched_as_several_processes() -> bool:
+    """Whether a launcher started this process as one of several (srun, mpirun, JAX_COORDINATOR_ADDRESS)."""
     if os.environ.get("JAX_COORDINATOR_ADDRESS"):
         return True
     return any(int(os.environ.get(name, "1") or 1) > 1 for name in _LAUNCHER_PROCESS_COUNTS)

@@ -3,6 +3,7 @@ optimizer is a visible share of a training step (the dino DDPM's 20,802 paramete
 with optax's chain on CPU, benchmarks/NOTES.md)."""
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, NamedTuple
 
 import jax
@@ -16,6 +17,7 @@ class ClippedAdamState(NamedTuple):
     nu: Any  # second moments
 
 
+@cache  # one transformation per setting: it is part of TrainState's tree structure, so states share compiled steps
 def clipped_adam(learning_rate: float, max_norm: float, b1: float = 0.9, b2: float = 0.999,
                  eps: float = 1e-8) -> optax.GradientTransformation:
     """`optax.chain(optax.clip_by_global_norm(max_norm), optax.adam(learning_rate, b1, b2, eps))`, equal

@@ -5,7 +5,8 @@
   several processes (jaxgen.distributed) each process reads and places only its own rows of each batch,
   evaluations are gathered to every process, and only process 0 shows progress.
 - Several steps run inside one compiled call (unrolled), so Python dispatch does not
-  dominate small models.
+  dominate small models. For the smallest (the dino DDPM), `fit_scanned` is the same loop with a block
+  of whole epochs, data drawn on the devices, per call: the same checkpoints, resume and progress.
 - Reproducible: the example order of epoch e depends on (seed, e) only and the step's
   RNG is fold_in(seed, step), so a resumed run replays the uninterrupted one bit for bit.
 """
@@ -223,34 +224,89 @@ def fit(state: TrainState, objective: Objective, train: data_lib.Dataset, test: 
     prepare_run_directory(checkpoint_dir, resume, overwrite)
     checkpointer = EpochCheckpointer(checkpoint_dir)
     try:  # the checkpointer's writer threads end with the run, also when it fails
-        return _fit_epochs(state, objective, train, test, config, checkpointer, resume, desc, mesh, after_epoch,
-                           on_resume, steps_per_epoch)
-    except Exception as error:  # a collective of a multi-process run failed: another process went away
-        lost = distributed.lost_process_error(error)
-        if lost is None:
-            raise
-        raise lost from error
+        first_epoch, state, history = _resumed(checkpointer, state, config.epochs, resume, desc, on_resume)
+        return _fit_epochs(state, history, first_epoch, objective, train, test, config, checkpointer, desc, mesh,
+                           after_epoch, steps_per_epoch)
     finally:
         checkpointer.close()
 
 
-def _fit_epochs(state, objective, train, test, config, checkpointer, resume, desc, mesh, after_epoch, on_resume,
+def fit_scanned(state: TrainState, run_epochs: Callable, epochs: int, epochs_per_call: int, checkpoint_dir,
+                resume: bool = False, overwrite: bool = False, desc: str = "train", mesh=None, on_resume=None):
+    """The loop's scanned mode, for models so small that Python's dispatch would dominate even `fit`'s
+    unrolled steps (the dino DDPM: an MLP of 20,802 parameters): a block of `epochs_per_call` epochs, their
+    data drawn on the devices, their steps and their evaluations, is one compiled call (a `lax.scan`).
+    Returns (state, history) like `fit`, with the same checkpoints after every block, resume, NaN guard and
+    progress, in one process or several.
+
+    `run_epochs(state, epochs) -> (state, {'train': {term: (k,)}, 'test': {term: (k,)}})` trains the k epochs
+    numbered by the int32 vector `epochs` (replicated over `mesh`) and returns each one's mean terms. It
+    must draw an epoch's data from the epoch's number only, so that any cut of the run into blocks, a
+    resumed run's included, gives the same numbers (`jaxgen.models`' users: fold the number into the seed).
+    """
+    mesh = mesh or data_mesh()
+    if epochs_per_call < 1:
+        raise errors.ConfigError(f"epochs per call {epochs_per_call} (--checkpoint-every): must be at least 1")
+    prepare_run_directory(checkpoint_dir, resume, overwrite)
+    checkpointer = EpochCheckpointer(checkpoint_dir)
+    try:
+        first_epoch, state, history = _resumed(checkpointer, state, epochs, resume, desc, on_resume)
+        say = _say()
+        bar = tqdm(total=epochs, initial=first_epoch, desc=desc, unit="epoch", leave=False,
+                   disable=not distributed.is_main_process())
+        for start in range(first_epoch, epochs, epochs_per_call):
+            started = time.perf_counter()
+            numbers = np.arange(start, min(start + epochs_per_call, epochs), dtype=np.int32)
+            state, terms = run_epochs(state, distributed.replicate(numbers, replicated(mesh)))
+            terms = jax.device_get(terms)
+            seconds = time.perf_counter() - started
+            for offset, epoch in enumerate(numbers):
+                _check_finite(np.asarray(terms["train"]["loss"][offset]), int(epoch), desc)
+                _record(history, {k: v[offset] for k, v in terms["train"].items()},
+                        {k: v[offset] for k, v in terms.get("test", {}).items()}, seconds / len(numbers))
+            checkpointer.save(int(numbers[-1]), state, history)
+            bar.update(len(numbers))
+            bar.set_postfix(loss=f"{history['train']['loss'][-1]:.4g}")
+            say(f"{desc} epoch {int(numbers[-1]) + 1}/{epochs}: " + _summary(history))
+        bar.close()
+        return state, history
+    finally:
+        checkpointer.close()
+
+
+def _say():
+    """print for the run's progress lines: process 0 prints them, above any progress bar."""
+    return tqdm.write if distributed.is_main_process() else (lambda text: None)
+
+
+def _resumed(checkpointer, state, epochs, resume, desc, on_resume):
+    """(first epoch to train, state, history): the latest checkpoint's with `resume`, else a fresh start."""
+    if not resume or checkpointer.latest_epoch() is None:
+        return 0, state, {"train": {}, "test": {}, "epoch_seconds": []}
+    last, state, history = checkpointer.restore(state)
+    first_epoch = last + 1
+    step = int(jax.device_get(state.step))
+    if first_epoch >= epochs:
+        _say()(f"{desc}: already trained ({first_epoch} epochs, step {step}), reused from {checkpointer.directory}")
+    else:
+        _say()(f"{desc}: resuming after epoch {first_epoch}/{epochs} (step {step}) from {checkpointer.directory}")
+    if on_resume is not None:
+        on_resume(first_epoch, step)
+    return first_epoch, state, history
+
+
+def _record(history, train_terms: dict, test_terms: dict, seconds: float) -> None:
+    """Append one epoch's mean terms and its time to `history`."""
+    for name, value in train_terms.items():
+        history["train"].setdefault(name, []).append(float(value))
+    for name, value in test_terms.items():
+        history["test"].setdefault(name, []).append(float(value))
+    history["epoch_seconds"].append(seconds)
+
+
+def _fit_epochs(state, history, first_epoch, objective, train, test, config, checkpointer, desc, mesh, after_epoch,
                 steps_per_epoch):
-    history = {"train": {}, "test": {}, "epoch_seconds": []}
-    first_epoch = 0
-    say = tqdm.write if distributed.is_main_process() else (lambda text: None)
-    if resume and checkpointer.latest_epoch() is not None:
-        last, state, history = checkpointer.restore(state)
-        first_epoch = last + 1
-        step = int(jax.device_get(state.step))
-        if first_epoch >= config.epochs:
-            say(f"{desc}: already trained ({first_epoch} epochs, step {step}), reused from "
-                       f"{checkpointer.directory}")
-        else:
-            say(f"{desc}: resuming after epoch {first_epoch}/{config.epochs} (step {step}) from "
-                       f"{checkpointer.directory}")
-        if on_resume is not None:
-            on_resume(first_epoch, step)
+    say = _say()
     train_chunk = make_train_chunk(objective, mesh, config.seed)
     evaluate_test = make_evaluator(objective, config.eval_batch_size, config.seed, mesh)
     batch_sharding = NamedSharding(mesh, P(None, "data"))
@@ -274,12 +330,9 @@ def _fit_epochs(state, objective, train, test, config, checkpointer, resume, des
             pending = (terms, len(idx))
         _accumulate(sums, *pending, epoch, desc, bar)
         bar.close()
-        for name, total in sums.items():
-            history["train"].setdefault(name, []).append(total / steps_per_epoch)
-        if test is not None:
-            for name, value in evaluate_test(state.params, test.images, test.labels).items():
-                history["test"].setdefault(name, []).append(value)
-        history["epoch_seconds"].append(time.perf_counter() - started)
+        test_terms = {} if test is None else evaluate_test(state.params, test.images, test.labels)
+        _record(history, {name: total / steps_per_epoch for name, total in sums.items()}, test_terms,
+                time.perf_counter() - started)
         checkpointer.save(epoch, state, history)
         say(f"{desc} epoch {epoch + 1}/{config.epochs}: " + _summary(history))
         if after_epoch is not None:
@@ -287,14 +340,18 @@ def _fit_epochs(state, objective, train, test, config, checkpointer, resume, des
     return state, history
 
 
+def _check_finite(losses: np.ndarray, epoch: int, desc: str) -> None:
+    if not np.all(np.isfinite(losses)):
+        raise NonFiniteLossError(
+            f"{desc}: the loss became {np.ravel(losses)[~np.isfinite(np.ravel(losses))][0]} during epoch {epoch + 1}. "
+            "Training stopped; the last good checkpoint is kept. "
+            "Lower the learning rate, enable gradient clipping, or check the input data.")
+
+
 def _accumulate(sums, terms, n_steps, epoch, desc, bar):
     terms = jax.device_get(terms)
     losses = np.asarray(terms["loss"])
-    if not np.all(np.isfinite(losses)):
-        raise NonFiniteLossError(
-            f"{desc}: the loss became {losses[~np.isfinite(losses)][0]} during epoch {epoch + 1}. "
-            "Training stopped; the last good checkpoint (end of the previous epoch) is kept. "
-            "Lower the learning rate, enable gradient clipping, or check the input data.")
+    _check_finite(losses, epoch, desc)
     for name, values in terms.items():
         sums[name] = sums.get(name, 0.0) + float(np.sum(values))
     bar.update(n_steps)

@@ -15,4 +15,6 @@ if __name__ == "__main__":
         from tests import synthetic_data
         synthetic_data.downloads.REGISTRY.update(synthetic_data.registry_for(Path(os.environ["JAXGEN_DATA_DIR"])))
     study = importlib.import_module(f"experiments.{sys.argv[1]}")
+    if hasattr(study, "configure_process"):  # the study's own process settings, as its command makes them
+        study.configure_process(sys.argv[2:])
     common.entry_point(study.main, sys.argv[2:])

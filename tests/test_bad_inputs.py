@@ -193,17 +193,16 @@ def test_truncated_data_archive_in_the_legacy_layout(case):
 
 
 def test_truncated_checkpoint_with_resume(case):
-    """A model export cut short: the dino study (embedded data) reads it with --resume."""
+    """A checkpoint cut short: the dino study (embedded data) reads it with --resume."""
     out = case.root / "out"
-    params = out / "models" / "dino_no_time" / "params"  # the dino's first model
-    params.mkdir(parents=True)
-    (params / "_METADATA").write_text('{"tree_metadata": {"params": ')  # cut mid-file
-    (params / "_CHECKPOINT_METADATA").write_text("{")
-    (params.parent / "metadata.json").write_text(json.dumps({"variant": "no_time"}))
+    epoch = out / "checkpoints" / "dino_no_time" / "4"  # the dino's first model, after its first block
+    (epoch / "state").mkdir(parents=True)
+    (epoch / "state" / "_METADATA").write_text('{"tree_metadata": {"params": ')  # cut mid-file
+    (epoch / "_CHECKPOINT_METADATA").write_text("{")
     (out / "run.json").write_text(json.dumps({"study": "dino_diffusion", "state": "unfinished",
                                               "config": configs.load("dino_diffusion", "quick").to_dict()}))
     case.run("dino_diffusion", "--quick", "--out", str(out), "--resume")
-    case.assert_refused(errors.CheckpointError, params, "cannot be read")
+    case.assert_refused(errors.CheckpointError, epoch.parent, "epoch 5", "cannot be read", "--overwrite")
     assert not (out / ".staging").exists()
 
 

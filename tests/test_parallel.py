@@ -48,9 +48,11 @@ variables = model.init(jax.random.key(0), points[:1], jnp.ones((1,), jnp.int32))
 runs = {}
 for devices in (1, 2):
     mesh = jax.make_mesh((devices,), ("data",), devices=jax.devices()[:devices])
-    trained, history = study.make_train_run(model, schedule, jnp.asarray(points), eval_set, budget, 0, mesh)(variables)
+    program, inputs = study.training_program(model, variables, jnp.asarray(points), eval_set, schedule, budget, mesh)
+    state, history = program(study.new_state(variables, budget, mesh), np.arange(budget.epochs, dtype=np.int32),
+                             *inputs)
     runs[devices] = {"history": jax.tree.map(lambda v: np.asarray(v).tolist(), history),
-                     "kernel": np.asarray(trained["params"]["Dense_0"]["kernel"]).ravel()[:50].tolist()}
+                     "kernel": np.asarray(state.params["Dense_0"]["kernel"]).ravel()[:50].tolist()}
 print(json.dumps({"devices": jax.device_count(), "runs": runs}))
 """
 
@@ -85,4 +87,4 @@ def test_a_batch_that_does_not_split_over_the_devices_is_refused():
         axis_names, size = ("data",), 3
 
     with pytest.raises(ValueError, match="does not split over 3 devices"):
-        study.make_train_run(None, None, None, (np.zeros((6, 2)),) * 3, study.get_config("quick"), 0, Mesh())
+        study.epoch_program(None, 1, study.get_config("quick").batch_size, Mesh())

@@ -145,3 +145,64 @@ def test_tunable_settings_are_inputs_of_one_compiled_step():
     assert max(float(np.abs(a - b).max()) for a, b in zip(*results)) > 1e-4  # the level mattered
     assert train._train_chunk_program(tunable.fn, mesh)._cache_size() == 1
     assert train._evaluation(tunable.fn) is train._evaluation(objectives.autoencoder_objective(model, 0.5).fn)
+
+
+# ------------------------------------------------------------------------------------------ the scanned mode
+
+def scanned_regression(poison_from_epoch: int | None = None):
+    """A run_epochs for fit_scanned: 3 SGD steps per epoch of a linear fit to y = x @ [1, -2], each epoch's x
+    drawn on the device from its number; the loss turns NaN from epoch `poison_from_epoch` on, if given."""
+    def run(state, epochs):
+        def epoch(state, e):
+            x = jax.random.normal(jax.random.fold_in(jax.random.key(0), e), (3, 8, 2))
+            def step(state, x):
+                loss, grads = jax.value_and_grad(lambda p: jnp.mean((x @ p["w"] - x @ jnp.array([1.0, -2.0])) ** 2))(
+                    state.params)
+                return state.apply_gradients(grads=grads), loss
+            state, losses = jax.lax.scan(step, state, x)
+            loss = losses.mean()
+            if poison_from_epoch is not None:
+                loss = jnp.where(e >= poison_from_epoch, jnp.nan, loss)
+            return state, (loss, jnp.sum(state.params["w"] ** 2))
+        state, (loss, norm) = jax.lax.scan(epoch, state, epochs)
+        return state, {"train": {"loss": loss}, "test": {"norm": norm}}
+    return jax.jit(run)
+
+
+def scanned_fit(folder, epochs, per_call, resume=False, run_epochs=None, **kwargs):
+    import optax
+    state = train.create_train_state({"w": jnp.zeros(2)}, optax.sgd(0.05))
+    return train.fit_scanned(state, run_epochs or scanned_regression(), epochs, per_call, folder, resume=resume,
+                             desc="scanned", **kwargs)
+
+
+def test_scanned_mode_checkpoints_each_block_and_resumes_bit_for_bit(tmp_path):
+    straight, history = scanned_fit(tmp_path / "straight", 6, 2)
+    assert set(history) == {"train", "test", "epoch_seconds"} and len(history["train"]["loss"]) == 6
+    assert history["train"]["loss"][-1] < history["train"]["loss"][0] / 10  # it learns
+    assert int(straight.step) == 18
+    assert sorted(int(p.name) for p in (tmp_path / "straight").iterdir() if p.name.isdigit()) == [3, 5]
+    scanned_fit(tmp_path / "split", 4, 2)
+    resumed_at = []
+    resumed, resumed_history = scanned_fit(tmp_path / "split", 6, 2, resume=True,
+                                           on_resume=lambda epoch, step: resumed_at.append((epoch, step)))
+    assert resumed_at == [(4, 12)]
+    np.testing.assert_array_equal(resumed.params["w"], straight.params["w"])
+    assert resumed_history["train"] == history["train"] and resumed_history["test"] == history["test"]
+    # One block of all epochs: the same epochs, the same numbers (to float rounding of another compiled scan).
+    whole, whole_history = scanned_fit(tmp_path / "whole", 6, 6)
+    np.testing.assert_allclose(whole.params["w"], straight.params["w"], rtol=1e-6)
+    np.testing.assert_allclose(whole_history["train"]["loss"], history["train"]["loss"], rtol=1e-6)
+
+
+def test_scanned_mode_reuses_a_finished_run_and_stops_on_nan(tmp_path):
+    scanned_fit(tmp_path / "ck", 4, 2)
+    def never(state, epochs):
+        raise AssertionError("a finished run trained again")
+    _, history = scanned_fit(tmp_path / "ck", 4, 2, resume=True, run_epochs=never)
+    assert len(history["train"]["loss"]) == 4
+    with pytest.raises(train.NonFiniteLossError, match="during epoch 6.*last good checkpoint"):
+        scanned_fit(tmp_path / "ck", 8, 2, resume=True, run_epochs=scanned_regression(poison_from_epoch=5))
+    assert checkpoints.EpochCheckpointer(tmp_path / "ck").latest_epoch() == 3  # block 5-6 was not saved
+    with pytest.raises(errors.ConfigError, match="at least 1"):
+        scanned_fit(tmp_path / "other", 4, 0)

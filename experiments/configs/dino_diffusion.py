@@ -26,6 +26,8 @@ class Config(StudyConfig):
     steps_per_epoch: int = setting(50, "Adam steps per epoch", low=1, high=100_000)
     batch_size: int = setting(256, "points per step, drawn with replacement, fresh t and noise each step "
                                    "(split over the 2 CPU devices, so even)", low=2, high=65_536)
+    checkpoint_every: int = setting(100, "epochs per compiled call of the training loop, with a checkpoint after "
+                                         "each (--resume continues from the last)", low=1, high=100_000)
     learning_rate: float = setting(1e-3, "Adam learning rate", low=1e-7, high=1.0)
     grad_clip_norm: float = setting(1.0, "global-norm gradient clipping", low=1e-6, high=1e6)
     eval_repeats: int = setting(10, "the fixed test set holds the points x this many (x0, t, eps) triples",
@@ -56,5 +58,5 @@ class Config(StudyConfig):
 def get_config(arg: str | None = None) -> Config:
     config = Config()
     if parse_arg(arg) == "quick":
-        config = config.replace(epochs=10, steps_per_epoch=20, num_samples=284)
+        config = config.replace(epochs=10, steps_per_epoch=20, num_samples=284, checkpoint_every=5)
     return config
