@@ -271,16 +271,9 @@ def main(argv=None):
     if config.recipe != "plain":
         recipe = dataclasses.replace(inversion.RECIPES[config.recipe], iterations=config.iterations,
                                      steps_per_call=config.steps_per_call, lpips_resolution=config.lpips_resolution)
-        images, history = [], []
-        for first in range(0, len(targets), batch_size):  # padded chunks: one compiled program
-            chunk = targets[first:first + batch_size]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)])
-            run = inversion.invert_with_recipe(module, variables, padded, recipe, lpips_variables, config.seed)
-            images.append(run.images[:len(chunk)])
-            history.append(run.loss_history[:, :len(chunk)])
-        images, history = np.concatenate(images), np.concatenate(history, axis=1)
+        run = inversion.recipe_in_chunks(module, variables, targets, recipe, lpips_variables, config.seed, batch_size)
         results["recipe"] = {"settings": recipe.to_dict(),
-                             "scores": summary_row(scorer(images, range(len(images))), history[-1])}
+                             "scores": summary_row(scorer(run.images, range(len(run.images))), run.loss_history[-1])}
         output.phase(f"invert {config.recipe} recipe")
     distances = {key: scorer(run.images, range(len(run.images))) for key, run in runs.items()}
     results["table1"] = {f"{space}/mse": summary_row(distances[(space, "mse")], runs[(space, "mse")].loss_history[-1])

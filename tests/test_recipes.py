@@ -35,7 +35,8 @@ def test_learning_rate_ramps():
 
 
 def test_recipe_optimises_the_noise_maps_and_lowers_the_loss():
-    """NVIDIA's recipe (w); rosinality's differs only in optimising w+ (checked in the table)."""
+    """NVIDIA's recipe (w); rosinality's differs only in optimising w+ (checked in the table). Then
+    `recipe_in_chunks` over three targets, two at a time."""
     name = "official"
     assert invert.RECIPES["rosinality"] == invert.Recipe("rosinality", "w_plus")
     module = StyleGAN2Generator(TINY)
@@ -56,3 +57,14 @@ def test_recipe_optimises_the_noise_maps_and_lowers_the_loss():
         np.testing.assert_allclose(np.mean(final ** 2, axis=(1, 2)), 1.0, rtol=1e-4)
     expected_latent = (2, TINY.w_dim) if name == "official" else (2, TINY.num_ws, TINY.w_dim)
     assert result.latents.shape == expected_latent
+
+    # Three targets two at a time: the last chunk padded, the same compiled program, the first chunk this run.
+    traced = sum(invert.TRACES.values())
+    chunked = invert.recipe_in_chunks(module, variables, np.concatenate([targets, targets[:1]]), recipe,
+                                      load_lpips_vgg(), batch_size=2, progress=False)
+    assert chunked.chunks == [2, 1] and sum(invert.TRACES.values()) == traced
+    assert chunked.latents.shape == (3, *expected_latent[1:]) and chunked.loss_history.shape == (6, 3)
+    np.testing.assert_array_equal(chunked.latents[:2], result.latents)
+    for joined, alone in zip(chunked.noise_maps, result.noise_maps):
+        assert joined.shape == (3, *alone.shape[1:])
+        np.testing.assert_array_equal(joined[:2], alone)

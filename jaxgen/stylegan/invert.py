@@ -16,9 +16,9 @@ trajectory is exactly what it would be if it were inverted alone.
 short chunk so that every chunk runs the same compiled program (`TRACES` counts the tracings).
 
 In these plain runs the noise inputs are the generator's stored constants (noise_mode 'const') and are not
-optimised. The published projectors' recipes (`Recipe`, `invert_with_recipe`: NVIDIA's and rosinality's)
-optimise a noise map per layer and target as well, with their regularisation, renormalisation and
-learning-rate ramps.
+optimised. The published projectors' recipes (`Recipe`, NVIDIA's and rosinality's; `invert_with_recipe` one
+batch, `recipe_in_chunks` any number) optimise a noise map per layer and target as well, with their
+regularisation, renormalisation and learning-rate ramps.
 """
 from __future__ import annotations
 
@@ -212,32 +212,42 @@ def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: Inv
                            np.concatenate(history), [len(targets)])
 
 
+def _pad(rows, size: int):
+    """`rows` followed by copies of its last row, `size` rows in all."""
+    return np.concatenate([rows, np.repeat(rows[-1:], size - len(rows), axis=0)])
+
+
+def _in_padded_chunks(invert_batch, targets, batch_size: int, start=None) -> InversionResult:
+    """`invert_batch(targets, start)` over `batch_size` targets at a time (start None, or each chunk's rows
+    of `start`), the results joined. A short chunk (the last, or the only one) is padded with copies of its
+    last target and start, so every chunk runs the same compiled program."""
+    targets = np.asarray(targets, np.float32)
+    if len(targets) == 0:
+        raise ValueError("no targets to invert")
+    parts = []
+    for first in range(0, len(targets), batch_size):
+        chunk = targets[first:first + batch_size]
+        chunk_start = None if start is None else _pad(start[first:first + batch_size], batch_size)
+        parts.append((invert_batch(_pad(chunk, batch_size), chunk_start), len(chunk)))
+    join = lambda field: np.concatenate([getattr(r, field)[:n] for r, n in parts])
+    history = np.concatenate([r.loss_history[:, :n] for r, n in parts], axis=1)
+    noise_maps = None if parts[0][0].noise_maps is None else [
+        np.concatenate([r.noise_maps[layer][:n] for r, n in parts]) for layer in range(len(parts[0][0].noise_maps))]
+    return InversionResult(parts[0][0].space, join("latents"), join("w_plus"), join("images"), history,
+                           [n for _, n in parts], noise_maps)
+
+
 def invert_in_chunks(module: StyleGAN2Generator, variables, targets, space: str, loss: InversionLoss = InversionLoss(),
                      settings: InversionSettings = InversionSettings(), lpips_variables=None, start=None,
                      batch_size: int = 8, progress: bool = True) -> InversionResult:
-    """`invert` of any number of targets, `batch_size` at a time. A short chunk (the last, or the only
-    one) is padded with copies of its last target, so every chunk runs the same compiled program;
+    """`invert` of any number of targets, `batch_size` at a time, a short chunk padded (`_in_padded_chunks`);
     targets are independent (see the module docstring), so padding changes no result."""
-    targets = np.asarray(targets, np.float32)
-    count = len(targets)
-    if count == 0:
-        raise ValueError("no targets to invert")
     if start is None:
-        start = start_latents(module, variables, space, count)
-    start = np.asarray(start, np.float32)
-    parts, chunks = [], []
-    for first in range(0, count, batch_size):
-        chunk, chunk_start = targets[first:first + batch_size], start[first:first + batch_size]
-        real = len(chunk)
-        if real < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, axis=0)])
-            chunk_start = np.concatenate([chunk_start, np.repeat(chunk_start[-1:], batch_size - real, axis=0)])
-        result = invert(module, variables, chunk, space, loss, settings, lpips_variables, chunk_start, progress)
-        parts.append((result, real))
-        chunks.append(real)
-    join = lambda field: np.concatenate([getattr(r, field)[:n] for r, n in parts])
-    history = np.concatenate([r.loss_history[:, :n] for r, n in parts], axis=1)
-    return InversionResult(space, join("latents"), join("w_plus"), join("images"), history, chunks)
+        start = start_latents(module, variables, space, len(targets))
+    return _in_padded_chunks(
+        lambda chunk, chunk_start: invert(module, variables, chunk, space, loss, settings, lpips_variables,
+                                          chunk_start, progress),
+        targets, batch_size, np.asarray(start, np.float32))
 
 
 # ----------------------------------------------------------------------------- crossover
@@ -428,3 +438,13 @@ def invert_with_recipe(module: StyleGAN2Generator, variables, targets, recipe: R
     images = module.apply(final, w_plus, "const", method=module.synthesis)
     return InversionResult(recipe.space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
                            np.concatenate(history), [count], [np.asarray(n) for n in noise_maps])
+
+
+def recipe_in_chunks(module: StyleGAN2Generator, variables, targets, recipe: Recipe, lpips_variables, seed: int = 0,
+                     batch_size: int = 8, progress: bool = True) -> InversionResult:
+    """`invert_with_recipe` of any number of targets, `batch_size` at a time, a short chunk padded
+    (`_in_padded_chunks`). Every chunk draws the same seeded noise maps and latent noise, for `batch_size`
+    targets, so a target's result depends on its place in its chunk and on `batch_size`."""
+    return _in_padded_chunks(
+        lambda chunk, _: invert_with_recipe(module, variables, chunk, recipe, lpips_variables, seed, progress),
+        targets, batch_size)
