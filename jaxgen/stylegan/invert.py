@@ -89,8 +89,8 @@ class InversionLoss:
 
 def z_start(module: StyleGAN2Generator, variables, candidates: int = 10_000, seed: int = 0):
     """(z_dim,) the seeded standard-normal draw whose w lies closest (L2) to w_avg."""
-    z = jax.random.normal(jax.random.key(seed), (candidates, module.config.z_dim))
-    w = module.apply(variables, z, method=lambda m, z: m.mapping(z)[:, 0])
+    w = mapped_w(module, variables, candidates, seed)
+    z = jax.random.normal(jax.random.key(seed), (candidates, module.config.z_dim))  # the draws mapped_w maps
     w_avg = variables["buffers"]["mapping"]["w_avg"]
     return z[jnp.argmin(jnp.sum(jnp.square(w - w_avg), axis=1))]
 
@@ -151,6 +151,15 @@ class InversionResult:
                  loss_history=self.loss_history, **metadata)
 
 
+def _result(module: StyleGAN2Generator, variables, latents, space: str, noise_mode: str, history,
+            noise_maps=None) -> InversionResult:
+    """The result of optimised `latents`: their w+ and images, the per-call loss histories joined."""
+    w_plus = to_w_plus(module, variables, latents, space)
+    images = module.apply(variables, w_plus, noise_mode, method=module.synthesis)
+    return InversionResult(space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
+                           np.concatenate(history), [len(latents)], noise_maps)
+
+
 def _chunk_length(iterations: int, steps_per_call: int) -> int:
     """The largest divisor of `iterations` not above steps_per_call: every call then runs the same
     compiled program."""
@@ -206,10 +215,7 @@ def invert(module: StyleGAN2Generator, variables, targets, space: str, loss: Inv
             history.append(np.asarray(losses))
             bar.update(steps)
             bar.set_postfix(loss=f"{history[-1][-1].mean():.4g}")
-    w_plus = to_w_plus(module, variables, latents, space)
-    images = module.apply(variables, w_plus, settings.noise_mode, method=module.synthesis)
-    return InversionResult(space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
-                           np.concatenate(history), [len(targets)])
+    return _result(module, variables, latents, space, settings.noise_mode, history)
 
 
 def _pad(rows, size: int):
@@ -433,11 +439,8 @@ def invert_with_recipe(module: StyleGAN2Generator, variables, targets, recipe: R
                 w_std, first, jax.random.fold_in(key, 2), recipe, steps, paths)
             history.append(np.asarray(losses))
             bar.update(steps)
-    final = with_noise_maps(variables, paths, noise_maps)
-    w_plus = to_w_plus(module, final, latents, recipe.space)
-    images = module.apply(final, w_plus, "const", method=module.synthesis)
-    return InversionResult(recipe.space, np.asarray(latents), np.asarray(w_plus), np.asarray(images),
-                           np.concatenate(history), [count], [np.asarray(n) for n in noise_maps])
+    return _result(module, with_noise_maps(variables, paths, noise_maps), latents, recipe.space, "const", history,
+                   [np.asarray(n) for n in noise_maps])
 
 
 def recipe_in_chunks(module: StyleGAN2Generator, variables, targets, recipe: Recipe, lpips_variables, seed: int = 0,
