@@ -1,1 +1,1 @@
-"""Speed against PyTorch, side by side (issue 8): `python -m benchmarks.run`. Not built yet."""
+"""Speed against PyTorch, side by side, as ratios measured in one run: `python -m benchmarks.run` (docs/speed.md)."""

@@ -1,4 +1,4 @@
-"""One StyleGAN2 inversion step against NVIDIA's projector (issue 48): `inversion_step_<resolution>`.
+"""One StyleGAN2 inversion step against NVIDIA's projector: `inversion_step_<resolution>`.
 
 The step is what `jaxgen.stylegan.invert` runs for each of its 1,000 iterations in w+: the generator's
 forward and backward pass from the w+ latents (noise maps its stored constants), MSE + LPIPS-VGG (weight 1)

@@ -1,6 +1,6 @@
 """StyleGAN2 workloads for an accelerator: the generator's forward + backward pass against NVIDIA's
-PyTorch code (issue 8, workload 5) and the inversion timing of issue 7 (1,000 w+ iterations of 20
-targets at 1024 px with MSE + LPIPS, jaxgen only).
+PyTorch code (workload 5) and the inversion timing (1,000 w+ iterations of 20 targets at 1024 px with
+MSE + LPIPS, jaxgen only).
 
 They run by default only when a GPU is present. On a CPU, `--only stylegan2_step stylegan_inversion
 --quick` runs them at 32 px: the same code, as a smoke test. Both sides use the same weights: the
@@ -126,7 +126,7 @@ def stylegan2_step(budget: StyleGANBudget) -> list[dict]:
 
 def stylegan_inversion(budget: StyleGANBudget) -> dict:
     """Seconds for `inversion_iterations` Adam steps of `inversion_targets` targets in w+ with
-    MSE + LPIPS (weight 1, at `lpips_resolution`), compilation excluded: the timing issue 7 asks for."""
+    MSE + LPIPS (weight 1, at `lpips_resolution`), compilation excluded."""
     resolution = budget.inversion_resolution
     with tempfile.TemporaryDirectory() as folder:
         _, module, variables = official_and_converted(resolution, budget.channel_max, Path(folder))

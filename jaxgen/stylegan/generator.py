@@ -124,7 +124,7 @@ def conv2d(x, kernel, up: int = 1, groups: int = 1):
     Without groups the gradients come from `_conv2d_with_materialised_gradient_kernel` (the same
     values): inside a compiled loop (lax.scan, as inversion runs its steps) XLA:CPU otherwise leaves the
     input gradient's convolution reading the kernel with its in and out channels swapped in place, which
-    it runs 2-3x slower than the same convolution on a transposed copy (benchmarks/NOTES.md, issue 48)."""
+    it runs 2-3x slower than the same convolution on a transposed copy (benchmarks/NOTES.md)."""
     if groups != 1:
         return _conv2d(x, kernel, up, groups)
     return _conv2d_with_materialised_gradient_kernel(x, kernel, up)

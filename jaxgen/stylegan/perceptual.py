@@ -52,7 +52,7 @@ def resize_to(images, resolution: int):
 
 def max_pool_2x2(x):
     """nn.max_pool(x, (2, 2), strides=(2, 2)) as a reshape and max, whose gradient XLA:CPU runs 2-10x faster
-    than max_pool's select-and-scatter (issue 48)."""
+    than max_pool's select-and-scatter."""
     n, height, width, channels = x.shape
     x = x[:, :height // 2 * 2, :width // 2 * 2]
     return x.reshape(n, height // 2, 2, width // 2, 2, channels).max(axis=(2, 4))
@@ -83,7 +83,7 @@ def lpips_from_features(variables, features_a: list, features_b: list):
     """Per-image LPIPS (N,) of two feature lists from `lpips_features`."""
     total = 0.0
     for i, (a, b) in enumerate(zip(features_a, features_b)):
-        # NetLinLayer_i, a 1x1 convolution to one channel without bias, as a matmul (issue 48: XLA:CPU runs
+        # NetLinLayer_i, a 1x1 convolution to one channel without bias, as a matmul (XLA:CPU runs
         # its gradient in a compiled loop as a slow convolution)
         weighted = jnp.square(a - b) @ variables["params"][f"NetLinLayer_{i}"]["Conv_0"]["kernel"][0, 0]
         total = total + spatial_average(weighted, keepdims=False)[:, 0]
