@@ -242,11 +242,11 @@ def fit_scanned(state: TrainState, run_epochs: Callable, epochs: int, epochs_per
     `run_epochs(state, epochs) -> (state, {'train': {term: (k,)}, 'test': {term: (k,)}})` trains the k epochs
     numbered by the int32 vector `epochs` (replicated over `mesh`) and returns each one's mean terms. It
     must draw an epoch's data from the epoch's number only, so that any cut of the run into blocks, a
-    resumed run's included, gives the same numbers (`jaxgen.models`' users: fold the number into the seed).
+    resumed run's included, gives the same numbers (fold the number into the RNG key, as the dino study does).
     """
     mesh = mesh or data_mesh()
     if epochs_per_call < 1:
-        raise errors.ConfigError(f"epochs per call {epochs_per_call} (--checkpoint-every): must be at least 1")
+        raise ValueError(f"epochs_per_call must be at least 1, not {epochs_per_call}")
     prepare_run_directory(checkpoint_dir, resume, overwrite)
     checkpointer = EpochCheckpointer(checkpoint_dir)
     try:
