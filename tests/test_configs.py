@@ -119,7 +119,7 @@ def test_a_run_records_exactly_the_flags_given_and_resumes_only_the_same_config(
     dino_diffusion.main(["--quick", "--config.epochs=1", "--config.batch_size=16", "--out", str(out), "--resume"])
     again = json.loads((out / "results.json").read_text())
     assert again["config"] == expected
-    assert set(again["resumed"]) == {p.name for p in (out / "models").iterdir()}
+    assert set(again["resumed"]) == {p.name for p in (out / "checkpoints").iterdir()}
     timing = {"runtime_seconds", "phase_seconds", "resumed"}
     assert {k: v for k, v in again.items() if k not in timing} == {k: v for k, v in results.items() if k not in timing}
     assert "already trained" in capsys.readouterr().out
