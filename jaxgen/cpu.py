@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 YNN_FUSIONS_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+YNN_FUSIONS_SINCE = (0, 8, 1)  # the first jaxlib whose XLA knows YNN_FUSIONS_FLAG
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 # glibc's mallopt parameters (malloc.h) and the environment variables that set them at start-up.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
@@ -45,8 +46,19 @@ def prefer_xla_convolutions() -> None:
     """XLA:CPU hands matmuls, reductions and convolutions to YNNPACK by default; its convolutions are
     the slow part of our conv models' steps. With XLA's own (Eigen) convolutions a 4x4 stride-2 conv
     layer's forward + backward runs ~1.5x faster (benchmarks/NOTES.md); matmuls and reductions stay
-    on YNNPACK. GPU and TPU compilers ignore the flag."""
-    _add_xla_flag(YNN_FUSIONS_FLAG, "individual_dot,reduce")
+    on YNNPACK. GPU and TPU compilers ignore the flag. jaxlib before 0.8.1 has no such flag, and XLA
+    aborts on a flag it does not know, so it is set only from that release on."""
+    if jaxlib_version() >= YNN_FUSIONS_SINCE:
+        _add_xla_flag(YNN_FUSIONS_FLAG, "individual_dot,reduce")
+
+
+def jaxlib_version() -> tuple[int, ...]:
+    """The installed jaxlib's (major, minor, patch), read from its metadata (importing it would start JAX)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return tuple(int(part) for part in version("jaxlib").split(".")[:3] if part.isdigit())
+    except PackageNotFoundError:  # a jaxlib built from source without metadata: assume a current one
+        return (999,)
 
 
 def keep_freed_memory() -> bool:

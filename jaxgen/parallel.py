@@ -17,7 +17,9 @@ def per_device(tree, axis_name: str):
     """`tree`, which every device holds the same, typed as varying over `axis_name`, so that a gradient
     taken with respect to it is each device's own. (Taken with respect to the replicated tree itself,
     shard_map's autodiff sums it over the devices, one all-reduce per array.)"""
-    return jax.lax.pcast(tree, axis_name, to="varying")
+    if hasattr(jax.lax, "pcast"):
+        return jax.lax.pcast(tree, axis_name, to="varying")
+    return jax.lax.pvary(tree, axis_name)  # its name before jax 0.8.2
 
 
 def sum_over_devices(tree, axis_name: str):

@@ -1,3 +1,4 @@
+import contextlib
 import re
 
 import chex
@@ -73,8 +74,19 @@ def test_conv3x3_equals_flax_conv(c_in, c_out, size):
     _compare_layers(nn.Conv(c_out, (3, 3)), Conv3x3(c_out), c_in, size, (size, size, c_out))
 
 
+@contextlib.contextmanager
+def float64():
+    """64-bit floats while it lasts (jax.enable_x64's context manager is not in every jax the package admits)."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
 def _compare_layers(reference, fast, c_in, size, out_shape):
-    with jax.enable_x64(True):
+    with float64():
         x = jax.random.normal(jax.random.key(0), (2, size, size, c_in), jnp.float64)
         params = reference.init(jax.random.key(1), x)
         params = jax.tree.map(lambda p: p.astype(jnp.float64) + 0.1 * jax.random.normal(jax.random.key(2), p.shape, jnp.float64),
