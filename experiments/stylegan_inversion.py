@@ -88,7 +88,7 @@ def parse_args(argv=None):
     if args.self_test and args.weights_sha256:
         raise ConfigError("--weights-sha256 pins the file of --weights; --self-test loads no weights")
     if args.weights_sha256:
-        weights._check_pin(args.weights_sha256)  # WeightsError naming the flag, before anything is read
+        weights.check_pin(args.weights_sha256)  # WeightsError naming the flag, before anything is read
     if args.targets is not None and not [t for t in args.targets if t.strip()]:
         raise ConfigError("--targets is empty: give image files, folders or globs")
     if "self_test_targets" in given and not (args.self_test and not args.targets):

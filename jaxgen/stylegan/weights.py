@@ -163,7 +163,8 @@ def _convert_once(source: Path, sha256: str, origin: str) -> Path:
     return final
 
 
-def _check_pin(sha256: str | None) -> str | None:
+def check_pin(sha256: str | None) -> str | None:
+    """The --weights-sha256 pin as 64 lower-case hex digits (None when not given); WeightsError otherwise."""
     if sha256 is None:
         return None
     pin = sha256.lower().removeprefix("sha256:")
@@ -201,7 +202,7 @@ def _from_file(path: Path, pin: str | None) -> ResolvedWeights:
 
 def resolve(spec: str, sha256: str | None = None, progress: bool = True) -> ResolvedWeights:
     """The converted generator folder for a release name, URL, checkpoint file or converted folder."""
-    pin = _check_pin(sha256)
+    pin = check_pin(sha256)
     if spec in RELEASES:
         release = RELEASES[spec]
         if release.conditional:
