@@ -66,8 +66,7 @@ def study_parser(name: str, description: str, get_config: Callable | None = None
                         help="continue this study's unfinished run in OUT (finished models are reused)")
     common.add_argument("--overwrite", action="store_true",
                         help="replace the run in OUT (its results, figures and checkpoints)")
-    common.add_argument("--debug", action="store_true",
-                        help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
+    add_debug_flag(common)
     add_process_flags(parser)
     parser.set_defaults(_study=name, _get_config=get_config)
     if get_config is None:  # a study without a config (yet): the seed alone
@@ -81,13 +80,18 @@ def study_parser(name: str, description: str, get_config: Callable | None = None
     for field in dataclasses.fields(full):
         default, quick_default = getattr(full, field.name), getattr(quick, field.name)
         text = f"{field.metadata.get('help', '')}; {configs.describe_range(field, kinds[field.name])}. " \
-               f"Default {_show(default)}" + (f" (--quick: {_show(quick_default)})" if quick_default != default else "")
+               f"Default {show_value(default)}" + (f" (--quick: {show_value(quick_default)})" if quick_default != default else "")
         options = [configs.flag(field.name), f"--config.{field.name}"]
         extra = {"nargs": "?", "const": "true"} if kinds[field.name] is bool else {}
         group.add_argument(*options, dest=f"config__{field.name}", default=None,
                            metavar=configs.metavar(type(full), field.name),
                            help=text.replace("%", "%%"), **extra)
     return parser
+
+
+def add_debug_flag(parser) -> None:
+    """--debug, read by `entry_point` (a command's parser, or a group of it)."""
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also {DEBUG_ENV}=1)")
 
 
 def add_process_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,15 +107,20 @@ def add_process_flags(parser: argparse.ArgumentParser) -> None:
                             "run the same command on every worker)")
 
 
+def process_flags(argv) -> argparse.Namespace:
+    """The multi-process flags in `argv` (the study's own flags are left for its parser)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_process_flags(parser)
+    return parser.parse_known_args(argv)[0]
+
+
 def configure_process(argv) -> bool:
     """The process settings, made once before the study's first JAX computation: jaxgen's CPU settings, then
     joining a multi-process run when the flags or the launcher say so. Processes other than 0 print nothing
     to stdout (their errors still reach stderr). Returns whether the run has several processes."""
     from jaxgen import distributed  # imports JAX, but starts no backend
 
-    parser = argparse.ArgumentParser(add_help=False)
-    add_process_flags(parser)
-    flags, _ = parser.parse_known_args(argv)
+    flags = process_flags(argv)
     several = distributed.configure_process(flags.coordinator, flags.num_processes, flags.process_id,
                                             auto=flags.distributed)
     if several and not distributed.is_main_process():
@@ -119,8 +128,9 @@ def configure_process(argv) -> bool:
     return several
 
 
-def _show(value) -> str:
-    if isinstance(value, tuple):
+def show_value(value) -> str:
+    """A config value as its flag takes it: a sequence comma-joined, None (no limit) as 'all'."""
+    if isinstance(value, (list, tuple)):  # a tuple in a config, a list once read back from JSON
         return ",".join(map(str, value))
     return "all" if value is None else str(value)
 
@@ -260,13 +270,7 @@ class StudyOutput:
 
     def _check(self) -> None:
         root, flag = self.root, f"--out {self.root}"
-        for parent in [root, *root.parents]:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise OutputFolderError(f"{flag}: {parent} is a file, not a folder; choose another --out")
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise OutputFolderError(f"{flag}: {parent} is not writable; choose another --out")
-                break
+        check_out_folder(root)
         if not root.exists() or not any(root.iterdir()):
             return
         marker = _read_marker(root)
@@ -438,6 +442,18 @@ class StudyOutput:
         self._opened = False
 
 
+def check_out_folder(root: Path) -> None:
+    """OutputFolderError unless --out `root` is a folder, or can be made one: its nearest existing ancestor
+    (itself included) is a writable folder."""
+    for parent in [root, *root.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputFolderError(f"--out {root}: {parent} is a file, not a folder; choose another --out")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputFolderError(f"--out {root}: {parent} is not writable; choose another --out")
+            return
+
+
 def _main_process() -> bool:
     """Whether this process writes the study's files: always, except in processes 1.. of a multi-process run."""
     distributed = sys.modules.get("jaxgen.distributed")
@@ -463,7 +479,7 @@ def _differences(there: dict | None, here: dict | None, shown: int = 3) -> str:
     if there is None or here is None:
         return ""
     keys = [k for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
-    parts = [f"{configs.flag(k)} {_show(there.get(k))} there, {_show(here.get(k))} here" for k in keys[:shown]]
+    parts = [f"{configs.flag(k)} {show_value(there.get(k))} there, {show_value(here.get(k))} here" for k in keys[:shown]]
     return "; ".join(parts) + ("; ..." if len(keys) > shown else "")
 
 

@@ -9,7 +9,6 @@ The config (budget, shape, schedule, Fourier scale) is experiments/configs/dino_
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 
@@ -453,10 +452,8 @@ def configure_process(argv) -> None:
     computation on one thread, which runs these small ones faster. In a run of N processes (--num-processes)
     each process takes CPU_DEVICES / N of the devices, so that the run has as many as one process has; the
     computations keep their thread pools there, without which the processes cannot join."""
-    parser = argparse.ArgumentParser(add_help=False)
-    common.add_process_flags(parser)
-    flags = parser.parse_known_args(argv)[0]
-    if flags.num_processes is None and not (flags.distributed or distributed.launched_as_several_processes()):
+    flags = common.process_flags(argv)
+    if not distributed.several_processes_asked(flags.num_processes, flags.distributed):
         cpu.run_each_computation_on_one_thread()
         cpu.split_into_devices(CPU_DEVICES)
     else:  # a launcher's count is not known here: one device per process

@@ -36,7 +36,7 @@ def parse_args(argv=None):
                         help="alphas / lambdas (default 0 .25 .5 .75 1 to interpolate, 0 .2 ... 1 for style)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="runs/latent_arithmetic")
-    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also {common.DEBUG_ENV}=1)")
+    common.add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -78,8 +78,7 @@ def main(argv=None):
         raise ConfigError(f"--images {' '.join(map(str, bad))}: outside the {len(dataset)} {args.split} images "
                           f"(0 to {len(dataset) - 1})")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputFolderError(f"--out {out} is a file, not a folder; choose another --out")
+    common.check_out_folder(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -122,16 +122,10 @@ def settings_table(results: dict) -> str:
     config = results.get("config")
     if not isinstance(config, dict) or not config:
         return ""
-    cells = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_value(v))}</td></tr>"
+    cells = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(common.show_value(v))}</td></tr>"
                     for k, v in config.items())
     return (f'<details><summary>config ({len(config)} settings)</summary><div class="table"><table>'
             f"<tr><th>field</th><th>value</th></tr>{cells}</table></div></details>")
-
-
-def _value(value) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return "all" if value is None else str(value)
 
 
 def render_run(run: Run, anchor: str, root: Path) -> str:
@@ -188,7 +182,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", help="folder holding study runs (each a folder with results.json), e.g. runs")
     parser.add_argument("--out", default=None, help="the HTML file to write (default RUNS/report.html)")
-    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (also {common.DEBUG_ENV}=1)")
+    common.add_debug_flag(parser)
     args = parser.parse_args(argv)
     root = Path(args.runs)
     if not root.is_dir():

@@ -52,7 +52,7 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
     if any(value is not None for value in explicit) and None in explicit:
         raise errors.ConfigError("--coordinator, --num-processes and --process-id go together: give all three "
                                  "(or none, to let JAX detect the cluster)")
-    if None in explicit and not (auto or launched_as_several_processes()):
+    if not several_processes_asked(num_processes, auto):
         return False
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise errors.ConfigError(f"--process-id {process_id}: must be in 0..{num_processes - 1} "
@@ -72,6 +72,13 @@ def configure_process(coordinator: str | None = None, num_processes: int | None 
                                  "every process got the same coordinator and process count, and that process 0 "
                                  "runs") from error
     return jax.process_count() > 1
+
+
+def several_processes_asked(num_processes: int | None, auto: bool) -> bool:
+    """Whether this process is to join a multi-process run: `num_processes` given (with the coordinator and
+    process id, which go together), `auto`, or a launcher that started several (`configure_process`'s rule,
+    for an entry point that must choose its other settings before calling it)."""
+    return num_processes is not None or auto or launched_as_several_processes()
 
 
 def launched_as_several_processes() -> bool:
